@@ -1,0 +1,5 @@
+import sys
+
+from emoframe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""Any timm model as a feature extractor (classifier removed); weights from a local file only."""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from emoframe.backbones.weights import load_pretrained
+from emoframe.registry import BACKBONES, RecipeError
+
+
+@BACKBONES.register("timm")
+class TimmBackbone(nn.Module):
+    """A timm model by name (e.g. resnet18), pooled features out; `weights` is a local file."""
+
+    def __init__(
+        self,
+        model: str,
+        in_chans: int = 1,
+        weights: str | None = None,
+        drop_rate: float = 0.0,
+        drop_path_rate: float | None = None,
+    ) -> None:
+        super().__init__()
+        if model not in timm.list_models() and not timm.is_model(model):
+            close = timm.list_models(f"*{model}*")[:5]
+            raise RecipeError(f"model.backbone.model: unknown timm model '{model}'. Similar: {', '.join(close)}")
+        extra = {} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}
+        # pretrained=False always: timm would download from a hub; weights come from `weights`.
+        self.model = timm.create_model(
+            model, pretrained=False, num_classes=0, in_chans=in_chans, drop_rate=drop_rate, **extra
+        )
+        self.num_features: int = int(self.model.num_features)
+        if weights:
+            load_pretrained(self.model, weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)

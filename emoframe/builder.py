@@ -1,0 +1,168 @@
+"""Recipe -> (trainer, task, datamodule).  The only module that reads recipes; components never do.
+
+Derived values (input channels, number of classes, feature sizes, checkpoint directory) are injected
+here, so recipes do not repeat them.  Everything is constructed before any data is loaded, so a
+recipe mistake fails in seconds with its key path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+import emoframe.components  # noqa: F401  (registers every built-in component)
+from emoframe.config import save_recipe
+from emoframe.registry import (
+    BACKBONES,
+    CALLBACKS,
+    DATAMODULES,
+    HEADS,
+    LOGGERS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULERS,
+    TASKS,
+    RecipeError,
+    check_arguments,
+    load_plugins,
+)
+from emoframe.tasks.base import Task
+
+RUN_DIR_ENV = "EMOFRAME_RUN_DIR"  # hands rank 0's run directory to DDP worker processes
+TRAINER_INJECTED = ("callbacks", "logger", "default_root_dir")
+
+
+@dataclass
+class Built:
+    trainer: pl.Trainer
+    task: Task
+    datamodule: pl.LightningDataModule
+    run_dir: Path
+
+
+def _section(cfg: dict[str, Any], key: str, required: bool = True) -> Any:
+    value = cfg.get(key)
+    if required and not value:
+        raise RecipeError(f"Missing required value {key}: the recipe needs a '{key}:' section")
+    return value
+
+
+def build_datamodule(cfg: dict[str, Any]) -> pl.LightningDataModule:
+    return DATAMODULES.build(_section(cfg, "data"), "data")
+
+
+def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_training: bool = True) -> Task:
+    """Backbone (in_chans from the data) -> head (sized from the backbone and the classes) -> task."""
+    model = dict(_section(cfg, "model"))
+    backbone_cfg = model.pop("backbone", None)
+    if not backbone_cfg:
+        raise RecipeError("Missing required value model.backbone (e.g. {name: timm, model: resnet18})")
+    backbone = BACKBONES.build(backbone_cfg, "model.backbone", in_chans=getattr(datamodule, "channels", 3))
+    num_features = getattr(backbone, "num_features", None)
+    if not isinstance(num_features, int):
+        raise RecipeError("model.backbone: the backbone must expose an int attribute 'num_features'")
+    head = HEADS.build(
+        model.pop("head", None) or {"name": "linear"},
+        "model.head",
+        in_features=num_features,
+        num_outputs=datamodule.num_classes,  # type: ignore[attr-defined]
+    )
+    loss = LOSSES.build(_section(cfg, "loss"), "loss")
+    optimizer = scheduler = None
+    if cfg.get("optimizer"):
+        optimizer = OPTIMIZERS.partial(cfg["optimizer"], "optimizer", provided=("params",))
+    elif for_training:
+        raise RecipeError("Missing required value optimizer (e.g. {name: sgd, lr: 0.01, nesterov: true})")
+    if cfg.get("scheduler"):
+        scheduler = SCHEDULERS.partial(
+            cfg["scheduler"], "scheduler", provided=("optimizer", "total_steps", "steps_per_epoch")
+        )
+    task = TASKS.build(
+        model,
+        "model",
+        backbone=backbone,
+        head=head,
+        loss=loss,
+        class_names=list(getattr(datamodule, "class_names", [])),
+        optimizer=optimizer,
+        scheduler=scheduler,
+    )
+    if not isinstance(task, Task):
+        raise RecipeError(f"model: {type(task).__name__} is not an emoframe Task (subclass emoframe.tasks.Task)")
+    task.recipe = cfg
+    return task
+
+
+def new_run_dir(cfg: dict[str, Any]) -> Path:
+    """``<run.dir>/<run.name>/version_<n>``, the next free n (or ``run.version`` when given)."""
+    if os.environ.get(RUN_DIR_ENV) and int(os.environ.get("LOCAL_RANK", "0")) > 0:
+        return Path(os.environ[RUN_DIR_ENV])
+    run = cfg.get("run") or {}
+    base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
+    if run.get("version") is not None:
+        return base / str(run["version"])
+    versions = [int(m.group(1)) for p in base.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))]
+    return base / f"version_{max(versions, default=-1) + 1}"
+
+
+def find_checkpoint(cfg: dict[str, Any], which: str) -> Path:
+    """``best``/``last`` in the newest run of this recipe that has one, or a path."""
+    if which not in ("best", "last"):
+        path = Path(which)
+        if not path.is_file():
+            raise RecipeError(f"Checkpoint not found: {path}")
+        return path
+    run = cfg.get("run") or {}
+    base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
+    found = sorted(base.glob(f"*/checkpoints/{which}.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RecipeError(f"No '{which}' checkpoint under {base}/*/checkpoints/ (train first, or give --ckpt PATH)")
+    return found[-1]
+
+
+def run_dir_of_checkpoint(ckpt: Path) -> Path | None:
+    """The run directory of a checkpoint written by emoframe (``<run>/checkpoints/x.ckpt``)."""
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+
+
+def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
+    trainer_cfg = dict(cfg.get("trainer") or {})
+    check_arguments(pl.Trainer, trainer_cfg, "trainer", provided=TRAINER_INJECTED)
+    for key in TRAINER_INJECTED:
+        if key in trainer_cfg:
+            raise RecipeError(f"trainer.{key} is set by emoframe; use the recipe's callbacks:/loggers:/run: sections")
+    callbacks = []
+    if stage == "fit":
+        for key, spec in (cfg.get("callbacks") or {}).items():
+            if spec:  # a null entry switches off a callback inherited from a base recipe
+                callbacks.append(CALLBACKS.build(spec, f"callbacks.{key}", dirpath=str(run_dir / "checkpoints")))
+    log_dir = run_dir if stage == "fit" else run_dir / stage
+    loggers = [
+        LOGGERS.build(spec, f"loggers.{key}", save_dir=str(log_dir), name=f"{(cfg.get('run') or {}).get('name')}-{stage}")
+        for key, spec in (cfg.get("loggers") or {}).items()
+        if spec
+    ]
+    return pl.Trainer(**trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+
+
+def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None) -> Built:
+    """Everything a stage needs, constructed and checked before any data is read."""
+    load_plugins(list(cfg.get("imports") or []))
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg, datamodule, for_training=stage == "fit")
+    run_dir = run_dir or new_run_dir(cfg)
+    trainer = build_trainer(cfg, run_dir, stage)
+    task.report_dir = run_dir / stage
+    if trainer.is_global_zero:
+        if stage == "fit":
+            save_recipe(cfg, run_dir / "config.yaml")
+        for logger in trainer.loggers:
+            logger.log_hyperparams(cfg)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return Built(trainer=trainer, task=task, datamodule=datamodule, run_dir=run_dir)

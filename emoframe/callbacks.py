@@ -1,0 +1,57 @@
+"""Callbacks and loggers named in recipes (Lightning's own, registered under short names)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytorch_lightning.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+    TQDMProgressBar,
+)
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from emoframe.registry import CALLBACKS, LOGGERS
+
+CALLBACKS.register("model_checkpoint")(ModelCheckpoint)
+CALLBACKS.register("early_stopping")(EarlyStopping)
+CALLBACKS.register("lr_monitor")(LearningRateMonitor)
+CALLBACKS.register("progress_bar")(TQDMProgressBar)
+CALLBACKS.register("rich_progress_bar")(RichProgressBar)
+
+
+def wandb_offline_by_default() -> bool:
+    """Offline unless the user has an API key or asked for online mode (tests never touch the network)."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("online", "run"):
+        return False
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    return not os.environ.get("WANDB_API_KEY")
+
+
+@LOGGERS.register("wandb")
+def wandb_logger(
+    save_dir: str,
+    project: str = "emoframe",
+    name: str | None = None,
+    offline: bool | None = None,
+    tags: list[str] | None = None,
+    log_model: bool = False,
+    entity: str | None = None,
+) -> WandbLogger:
+    """Weights & Biases run; offline (synced later with `wandb sync`) unless a key or WANDB_MODE=online."""
+    offline = wandb_offline_by_default() if offline is None else offline
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        save_dir=save_dir, project=project, name=name, offline=offline, tags=tags, log_model=log_model, entity=entity
+    )
+
+
+@LOGGERS.register("csv")
+def csv_logger(save_dir: str, flush_logs_every_n_steps: int = 100) -> CSVLogger:
+    """metrics.csv in the run directory: every logged value, one row per step or epoch."""
+    return CSVLogger(save_dir=save_dir, name="", version="", flush_logs_every_n_steps=flush_logs_every_n_steps)

@@ -1,0 +1,174 @@
+"""`emoframe fit | validate | test | predict | list | config`.
+
+Recipe errors, data errors and weight errors end the command with one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
+    """The first *.yaml argument is the recipe; ``key=value`` arguments are overrides."""
+    recipe = None
+    overrides = []
+    for a in args:
+        if recipe is None and a.endswith(RECIPE_SUFFIXES) and "=" not in a:
+            recipe = a
+        else:
+            overrides.append(a)
+    return recipe, overrides
+
+
+def _load(recipe: str | None, overrides: list[str], ckpt: str | None) -> dict[str, Any]:
+    from emoframe.config import apply_overrides, check_top_level, load_recipe, resolve
+    from emoframe.registry import RecipeError
+    from emoframe.tasks.base import RECIPE_KEY
+
+    if recipe:
+        return load_recipe(recipe, overrides)
+    if ckpt and ckpt not in ("best", "last"):
+        import torch
+        from omegaconf import OmegaConf
+
+        stored = torch.load(ckpt, map_location="cpu", weights_only=False).get(RECIPE_KEY)
+        if not stored:
+            raise RecipeError(f"{ckpt} holds no emoframe recipe: give the recipe file too")
+        cfg = resolve(apply_overrides(OmegaConf.create(stored), overrides))
+        check_top_level(cfg)
+        return cfg
+    raise RecipeError("Give a recipe file (recipes/*.yaml), or --ckpt PATH to a checkpoint written by emoframe")
+
+
+def cmd_fit(ns: argparse.Namespace) -> None:
+    from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
+
+    cfg = _load(ns.recipe, ns.overrides, None)
+    ckpt = None
+    run_dir = None
+    if ns.resume:
+        ckpt = find_checkpoint(cfg, ns.resume)
+        run_dir = run_dir_of_checkpoint(ckpt)
+        print(f"Resuming from {ckpt}", file=sys.stderr)
+    built = build(cfg, "fit", run_dir=run_dir)
+    print(f"Run directory: {built.run_dir}", file=sys.stderr)
+    built.trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(ckpt) if ckpt else None)
+
+
+def _evaluate(ns: argparse.Namespace, stage: str) -> None:
+    from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
+
+    cfg = _load(ns.recipe, ns.overrides, ns.ckpt)
+    ckpt = find_checkpoint(cfg, ns.ckpt) if ns.ckpt else None
+    run_dir = (run_dir_of_checkpoint(ckpt) if ckpt else None) or Path(ns.output or "runs/eval")
+    built = build(cfg, stage, run_dir=run_dir)
+    if ckpt is None:
+        print("Warning: no --ckpt given: evaluating freshly initialised weights", file=sys.stderr)
+    ckpt_path = str(ckpt) if ckpt else None
+    if stage == "predict":
+        outputs = built.trainer.predict(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path)
+        if built.trainer.is_global_zero:
+            path = Path(ns.output) if ns.output else built.run_dir / "predict" / "predictions.csv"
+            write_predictions(outputs or [], list(built.task.class_names), path)  # type: ignore[arg-type]
+            print(f"Predictions: {path}")
+        return
+    run = built.trainer.validate if stage == "validate" else built.trainer.test
+    results = run(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path)
+    if built.trainer.is_global_zero and results:
+        print(f"Reports: {built.task.report_dir}")
+        for key, value in sorted(results[0].items()):
+            print(f"{key}\t{value:.4f}")
+
+
+def write_predictions(outputs: list[dict[str, Any]], class_names: list[str], path: Path) -> None:
+    """One CSV row per example: predicted class, its probability per class, and the target if known."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        has_target = bool(outputs) and "target" in outputs[0]
+        w.writerow(["index", "pred", *(["target"] if has_target else []), *[f"p_{c}" for c in class_names]])
+        i = 0
+        for batch in outputs:
+            for j in range(len(batch["pred"])):
+                row: list[Any] = [i, class_names[int(batch["pred"][j])]]
+                if has_target:
+                    row.append(class_names[int(batch["target"][j])])
+                row += [f"{p:.5f}" for p in batch["probs"][j].tolist()]
+                w.writerow(row)
+                i += 1
+
+
+def cmd_list(ns: argparse.Namespace) -> None:
+    import emoframe.components  # noqa: F401
+    from emoframe.registry import REGISTRIES, RecipeError, load_plugins
+
+    load_plugins()
+    kinds = [ns.kind] if ns.kind else list(REGISTRIES)
+    for kind in kinds:
+        registry = REGISTRIES.get(kind) or next((r for r in REGISTRIES.values() if r.kind == kind), None)
+        if registry is None:
+            raise RecipeError(f"Unknown kind '{kind}'. Kinds: {', '.join(REGISTRIES)}")
+        print(f"{registry.plural}:")
+        for name, doc in registry.describe():
+            print(f"  {name:<20} {doc}")
+
+
+def cmd_config(ns: argparse.Namespace) -> None:
+    from emoframe.config import to_yaml
+
+    print(to_yaml(_load(ns.recipe, ns.overrides, None)), end="")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emoframe", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def recipe_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("args", nargs="*", metavar="RECIPE [key=value ...]", help="recipe file, then overrides")
+
+    p = sub.add_parser("fit", help="train a recipe")
+    recipe_args(p)
+    p.add_argument("--resume", metavar="last|PATH", help="continue from the last checkpoint or a path")
+    p.set_defaults(func=cmd_fit)
+    for stage in ("validate", "test", "predict"):
+        p = sub.add_parser(stage, help=f"{stage} a trained model")
+        recipe_args(p)
+        p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
+        p.add_argument("--output", help="where to write outputs (predict: CSV path)")
+        p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
+    p = sub.add_parser("list", help="list registered components")
+    p.add_argument("kind", nargs="?", help="e.g. backbones, losses, datamodules")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("config", help="print the resolved recipe")
+    recipe_args(p)
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emoframe.registry import RecipeError
+
+    ns = make_parser().parse_args(argv)
+    if hasattr(ns, "args"):
+        ns.recipe, ns.overrides = _split_args(ns.args)
+    try:
+        ns.func(ns)
+    except (RecipeError, FileNotFoundError) as err:
+        print(f"emoframe: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if type(err).__name__ in ("DataError", "WeightsError"):
+            print(f"emoframe: error: {err}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Recipes: YAML files composed with OmegaConf (inheritance, interpolation, env defaults, overrides).
+
+Composition order: each file named in ``defaults:`` (or ``base:``), left to right and recursively,
+then the recipe itself, then command-line ``key=value`` overrides.  The result is resolved to plain
+Python containers, so nothing downstream sees OmegaConf.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
+
+from emoframe.registry import RecipeError
+
+INHERIT_KEYS = ("defaults", "base")
+TOP_LEVEL_KEYS = (
+    "imports",
+    "seed",
+    "run",
+    "data",
+    "model",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "loggers",
+)
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise RecipeError(f"Recipe not found: {path}")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # yaml.YAMLError and friends: one line with the file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecipeError(f"{path}: not valid YAML: {first}") from None
+    if not isinstance(cfg, DictConfig):
+        raise RecipeError(f"{path}: a recipe must be a mapping at the top level")
+    return cfg
+
+
+def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
+    """The recipe at ``path`` merged over its ``defaults:``/``base:`` recipes (paths relative to it)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(p.name for p in (*_seen, path))
+        raise RecipeError(f"Recipe inheritance cycle: {chain}")
+    cfg = _load_yaml(path)
+    parents: list[str] = []
+    for key in INHERIT_KEYS:
+        if key in cfg:
+            value = cfg[key]
+            parents += [str(v) for v in value] if isinstance(value, ListConfig) else [str(value)]
+            del cfg[key]
+    merged = OmegaConf.create({})
+    for parent in parents:
+        parent_path = (path.parent / parent).resolve()
+        if not parent_path.is_file():
+            raise RecipeError(f"{path.name}: defaults entry '{parent}' not found (looked for {parent_path})")
+        merged = OmegaConf.merge(merged, compose(parent_path, (*_seen, path)))
+    return OmegaConf.merge(merged, cfg)  # type: ignore[return-value]
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply ``a.b=value`` overrides; values are parsed as YAML (``3``, ``true``, ``[1, 2]``, ``null``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"Override '{item}' is not of the form key=value (e.g. trainer.max_epochs=3)")
+        key, value = item.split("=", 1)
+        key = key.lstrip("+")
+        try:
+            parsed = OmegaConf.create({"v": value}) if value == "" else OmegaConf.from_dotlist([f"v={value}"])
+            OmegaConf.update(cfg, key, parsed["v"], merge=True, force_add=True)
+        except OmegaConfBaseException as err:
+            raise RecipeError(f"Override '{item}': {err}") from None
+    return cfg
+
+
+def resolve(cfg: DictConfig) -> dict[str, Any]:
+    """Plain containers with every interpolation resolved; a missing ``???`` value names its key path."""
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise RecipeError(f"Missing required value {missing[0]} (set it in the recipe or as {missing[0]}=...)")
+        out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException) as err:
+        key = getattr(err, "full_key", "") or ""
+        msg = str(err).splitlines()[0]
+        raise RecipeError(f"Cannot resolve {key or 'recipe'}: {msg}") from None
+    assert isinstance(out, dict)
+    return out
+
+
+def check_top_level(cfg: dict[str, Any]) -> None:
+    """Unknown top-level sections are typos: fail with the closest known name."""
+    for key in cfg:
+        if key not in TOP_LEVEL_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise RecipeError(f"Unknown key '{key}' at the top of the recipe.{hint} Known: {', '.join(TOP_LEVEL_KEYS)}")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Compose, override, resolve and check a recipe; the run name defaults to the recipe's file stem."""
+    cfg = compose(path)
+    cfg = apply_overrides(cfg, list(overrides or []))
+    out = resolve(cfg)
+    check_top_level(out)
+    run = out.setdefault("run", {}) or {}
+    out["run"] = run
+    run.setdefault("name", Path(path).stem)
+    return out
+
+
+def to_yaml(cfg: dict[str, Any]) -> str:
+    return OmegaConf.to_yaml(OmegaConf.create(cfg))
+
+
+def save_recipe(cfg: dict[str, Any], path: Path) -> None:
+    """Write the resolved recipe atomically (a crash never leaves half a file that a later run reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(to_yaml(cfg))
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""Evaluation outputs: reports written by `emoframe test` and `emoframe predict`."""

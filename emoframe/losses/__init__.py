@@ -1,0 +1,5 @@
+"""Losses: plain ``nn.Module``s.  A loss that needs training-set statistics defines ``set_class_counts``."""
+
+from emoframe.losses.classification import CrossEntropy
+
+__all__ = ["CrossEntropy"]

@@ -1,0 +1,269 @@
+"""Registries: one ``Registry`` per kind of component, built from recipe mappings.
+
+A recipe mapping selects a component by ``name:`` (a registered name) or ``class_path:`` (any
+importable class, so users can subclass a component and name it in a recipe); every other key is
+a keyword argument.  Arguments are checked against the signature before the call, so a typo
+fails with the recipe key path instead of a ``TypeError`` deep inside a constructor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+PLUGIN_GROUP = "emoframe.plugins"
+
+
+class RecipeError(ValueError):
+    """A recipe mistake, reported in one line naming the key path."""
+
+
+class Registry:
+    """Maps names to component classes (or factory functions) of one kind."""
+
+    def __init__(self, kind: str, plural: str | None = None) -> None:
+        self.kind = kind
+        self.plural = plural or kind + "s"
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str | None = None) -> Callable[[T], T]:
+        """Decorator: ``@LOSSES.register("ccc")``; the name defaults to the lower-cased object name."""
+
+        def decorate(obj: T) -> T:
+            key = name or obj.__name__.lower()  # type: ignore[attr-defined]
+            if key in self._entries and self._entries[key] is not obj:
+                first = self._entries[key]
+                raise KeyError(
+                    f"{self.kind} '{key}' is already registered by "
+                    f"{first.__module__}.{first.__qualname__}; "
+                    f"cannot register {obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
+                )
+            self._entries[key] = obj  # type: ignore[assignment]
+            return obj
+
+        return decorate
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str, where: str = "") -> Callable[..., Any]:
+        """The registered object, or a ``RecipeError`` listing the names and the closest match."""
+        if name in self._entries:
+            return self._entries[name]
+        close = difflib.get_close_matches(name, self._entries, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        at = f" at {where}" if where else ""
+        raise RecipeError(
+            f"Unknown {self.kind} '{name}'{at}.{hint} Registered: {', '.join(self.names()) or '(none)'}."
+            f" Register with @{self.plural.upper()}.register(...) or give class_path."
+        )
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(name, first docstring line) for every entry, for ``emoframe list``."""
+        rows = []
+        for name in self.names():
+            doc = inspect.getdoc(self._entries[name]) or ""
+            rows.append((name, doc.splitlines()[0] if doc else ""))
+        return rows
+
+    def resolve(self, cfg: Mapping[str, Any], where: str = "") -> tuple[Callable[..., Any], dict[str, Any]]:
+        """Split a recipe mapping into (class or factory, keyword arguments)."""
+        if not isinstance(cfg, Mapping):
+            raise RecipeError(
+                f"{where or self.kind}: expected a mapping with 'name:' or 'class_path:', got {cfg!r}"
+            )
+        kwargs = dict(cfg)
+        name = kwargs.pop("name", None)
+        class_path = kwargs.pop("class_path", None)
+        if "init_args" in kwargs:  # LightningCLI style: class_path + init_args
+            extra = kwargs.pop("init_args") or {}
+            kwargs.update(extra)
+        if (name is None) == (class_path is None):
+            raise RecipeError(
+                f"{where or self.kind}: give exactly one of 'name:' (one of {', '.join(self.names())}) "
+                "or 'class_path:'"
+            )
+        if name is not None:
+            target = self.get(str(name), where=f"{where}.name" if where else "")
+        else:
+            target = import_object(str(class_path), where=f"{where}.class_path" if where else "class_path")
+        return target, kwargs
+
+    def build(self, cfg: Mapping[str, Any], where: str = "", **injected: Any) -> Any:
+        """Build the component a recipe mapping names; ``injected`` are builder-derived arguments.
+
+        Injected arguments the target does not accept are dropped; recipe keys it does not accept are
+        an error naming ``where.key``.
+        """
+        target, kwargs = self.resolve(cfg, where)
+        params = accepted_parameters(target)
+        for key, value in injected.items():
+            if key in kwargs:
+                continue  # the recipe overrides what the builder derived
+            if params is None or key in params:
+                kwargs[key] = value
+        check_arguments(target, kwargs, where or self.kind)
+        return target(**kwargs)
+
+    def partial(self, cfg: Mapping[str, Any], where: str, provided: tuple[str, ...]) -> Callable[..., Any]:
+        """A checked factory: recipe arguments bound now, ``provided`` ones passed at call time."""
+        target, kwargs = self.resolve(cfg, where)
+        check_arguments(target, kwargs, where, provided=provided)
+        return functools.partial(target, **kwargs)
+
+
+def import_object(path: str, where: str = "class_path") -> Any:
+    """Import ``package.module.Name`` (or ``package.module:Name``)."""
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    if not module_name:
+        raise RecipeError(f"{where}: '{path}' is not a dotted path like 'my_pkg.module.ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise RecipeError(f"{where}: cannot import module '{module_name}' for '{path}': {err}") from err
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise RecipeError(f"{where}: module '{module_name}' has no attribute '{attr}'") from None
+
+
+def accepted_parameters(target: Callable[..., Any]) -> set[str] | None:
+    """Names a callable accepts as keywords; ``None`` when it takes ``**kwargs``."""
+    sig = inspect.signature(target)
+    names = set()
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.add(p.name)
+    return names
+
+
+def check_arguments(
+    target: Callable[..., Any], kwargs: Mapping[str, Any], where: str, provided: tuple[str, ...] = ()
+) -> None:
+    """Fail before the call on an unknown, missing or wrongly typed argument, naming its key path.
+
+    ``provided`` names arguments supplied later by the caller (e.g. an optimizer's ``params``).
+    """
+    sig = inspect.signature(target)
+    name = getattr(target, "__qualname__", repr(target))
+    accepted = accepted_parameters(target)
+    if accepted is not None:
+        for key in kwargs:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, accepted, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise RecipeError(
+                    f"Unknown key {where}.{key} for {name}.{hint} Accepted: {', '.join(sorted(accepted))}"
+                )
+    try:
+        sig.bind(**kwargs, **{k: None for k in provided if k not in kwargs})
+    except TypeError as err:
+        missing = [
+            p.name
+            for p in sig.parameters.values()
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name not in kwargs
+            and p.name not in provided
+        ]
+        if missing:
+            raise RecipeError(f"Missing required value {where}.{missing[0]} for {name}") from None
+        raise RecipeError(f"{where}: {err}") from None
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # unresolvable annotations: skip the type check rather than guess
+        hints = {}
+    for key, value in kwargs.items():
+        expected = hints.get(key)
+        if expected is not None and not _matches(value, expected):
+            raise RecipeError(
+                f"Wrong type for {where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} "
+                f"({value!r})"
+            )
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    """A lenient isinstance for recipe values: checks plain types, Optional/Union, Literal, containers."""
+    origin = typing.get_origin(expected)
+    if expected is Any or expected is inspect.Parameter.empty:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(expected))
+    if origin is typing.Literal:
+        return value in typing.get_args(expected)
+    if expected is type(None):
+        return value is None
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected in (str, bool):
+        return isinstance(value, expected)
+    if origin in (list, tuple, typing.Sequence) or expected in (list, tuple):
+        return isinstance(value, (list, tuple)) or _is_listconfig(value)
+    if origin in (dict, Mapping) or expected is dict:
+        return isinstance(value, Mapping) or _is_dictconfig(value)
+    return True  # classes, callables, protocols: left to the component
+
+
+def _is_listconfig(value: Any) -> bool:
+    return type(value).__name__ == "ListConfig"
+
+
+def _is_dictconfig(value: Any) -> bool:
+    return type(value).__name__ == "DictConfig"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def load_plugins(modules: list[str] | tuple[str, ...] = (), entry_point_group: str = PLUGIN_GROUP) -> None:
+    """Import user modules named in a recipe's ``imports:`` and installed ``emoframe.plugins`` entry points.
+
+    Importing a module runs its ``@REGISTRY.register`` decorators, which is all a plugin needs to do.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise RecipeError(f"imports: cannot import plugin module '{module}': {err}") from err
+    for ep in entry_points(group=entry_point_group):
+        ep.load()
+
+
+BACKBONES = Registry("backbone")
+HEADS = Registry("head")
+LOSSES = Registry("loss", "losses")
+DATAMODULES = Registry("datamodule")
+TASKS = Registry("task")
+CALLBACKS = Registry("callback")
+LOGGERS = Registry("logger")
+OPTIMIZERS = Registry("optimizer")
+SCHEDULERS = Registry("scheduler")
+TRANSFORMS = Registry("transform")
+
+REGISTRIES: dict[str, Registry] = {
+    r.plural: r
+    for r in (BACKBONES, HEADS, LOSSES, DATAMODULES, TASKS, CALLBACKS, LOGGERS, OPTIMIZERS, SCHEDULERS, TRANSFORMS)
+}

@@ -1,0 +1,79 @@
+"""The shared LightningModule base: optimizer/schedule factories, recipe in checkpoints, channels_last."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+OptimizerFactory = Callable[..., Optimizer]
+SchedulerFactory = Callable[..., dict[str, Any]]
+
+RECIPE_KEY = "emoframe_recipe"
+
+
+class Task(pl.LightningModule):
+    """Base task.  Subclasses define the forward pass, steps and metrics; this handles the plumbing.
+
+    ``optimizer`` and ``scheduler`` are factories made by the builder from the recipe: the optimizer
+    needs the parameters and the schedule needs the number of steps, both known only at fit time.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.channels_last = channels_last
+        self.recipe: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
+        self.report_dir: Path | None = None  # where `test` writes reports; set by the builder
+
+    # -- data layout -----------------------------------------------------------------------------
+    def to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        """channels_last speeds CPU convolution up about threefold; inputs must match the weights."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if stage == "fit":
+            self._hand_class_counts_to_loss()
+
+    def _hand_class_counts_to_loss(self) -> None:
+        """Losses that weight classes by frequency get the train split's counts from the datamodule."""
+        loss = getattr(self, "loss", None)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if loss is not None and hasattr(loss, "set_class_counts") and hasattr(dm, "train_label_counts"):
+            loss.set_class_counts(dm.train_label_counts)
+
+    # -- optimisation ----------------------------------------------------------------------------
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError("No optimizer: the recipe needs an 'optimizer:' section to fit")
+        optimizer = self.optimizer_factory(self.trainable_parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        scheduler = self.scheduler_factory(optimizer, total_steps=total, steps_per_epoch=max(1, total // epochs))
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The resolved recipe travels with the weights, so `emoframe test --ckpt X` needs nothing else."""
+        if self.recipe is not None:
+            checkpoint[RECIPE_KEY] = self.recipe

@@ -1,0 +1,87 @@
+"""Frame classifier: one face image -> one emotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from emoframe.eval.reports import write_confusion_reports
+from emoframe.metrics import ClassificationMetrics
+from emoframe.registry import TASKS
+from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
+
+
+@TASKS.register("frame_classifier")
+class FrameClassifier(Task):
+    """Frame CNN classifier: backbone -> head -> softmax over the emotion classes."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        loss: nn.Module,
+        class_names: list[str],
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__(optimizer=optimizer, scheduler=scheduler, channels_last=channels_last)
+        self.backbone = backbone
+        self.head = head
+        self.loss = loss
+        self.class_names = list(class_names)
+        n = len(self.class_names)
+        self.metrics = nn.ModuleDict({s: ClassificationMetrics(n) for s in ("train", "val", "test")})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(self.to_memory_format(x)))
+
+    def _step(self, batch: Any, split: str) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        loss = self.loss(logits, y)
+        self.metrics[split].update(logits.detach(), y)
+        self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True,
+                 batch_size=y.numel(), sync_dist=split != "train")
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        probs = self(batch[0]).softmax(dim=-1)
+        out = {"probs": probs, "pred": probs.argmax(dim=-1)}
+        if len(batch) > 1:
+            out["target"] = batch[1]
+        return out
+
+    def _log_epoch(self, split: str) -> None:
+        scalars, recall, confusion = self.metrics[split].compute()
+        logged = {f"{split}/{k}": v for k, v in scalars.items()}
+        logged.update({f"{split}/recall/{c}": recall[i] for i, c in enumerate(self.class_names)})
+        # already synced by torchmetrics; every rank logs the same value
+        self.log_dict(logged, prog_bar=False, sync_dist=False)
+        self.log(f"{split}/acc_epoch", scalars["acc"], prog_bar=True, sync_dist=False)
+        if split == "test" and self.report_dir is not None and self.trainer.is_global_zero:
+            write_confusion_reports(confusion.cpu().numpy(), self.class_names, self.report_dir, prefix=split)
+        self.metrics[split].reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_epoch("val")
+        else:
+            self.metrics["val"].reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
