@@ -143,7 +143,9 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
                 callbacks.append(CALLBACKS.build(spec, f"callbacks.{key}", dirpath=str(run_dir / "checkpoints")))
     log_dir = run_dir if stage == "fit" else run_dir / stage
     loggers = [
-        LOGGERS.build(spec, f"loggers.{key}", save_dir=str(log_dir), name=f"{(cfg.get('run') or {}).get('name')}-{stage}")
+        LOGGERS.build(
+            spec, f"loggers.{key}", save_dir=str(log_dir), name=f"{(cfg.get('run') or {}).get('name')}-{stage}"
+        )
         for key, spec in (cfg.get("loggers") or {}).items()
         if spec
     ]

@@ -36,7 +36,10 @@ def adam(params: Params, lr: float = 1e-3, betas: list[float] = (0.9, 0.999), we
 
 @OPTIMIZERS.register("adamw")
 def adamw(
-    params: Params, lr: float = 1e-3, betas: list[float] = (0.9, 0.999), weight_decay: float = 0.01  # type: ignore[assignment]
+    params: Params,
+    lr: float = 1e-3,
+    betas: list[float] = (0.9, 0.999),
+    weight_decay: float = 0.01,  # type: ignore[assignment]
 ) -> Optimizer:
     """AdamW: Adam with decoupled weight decay."""
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)  # type: ignore[arg-type]

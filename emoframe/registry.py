@@ -87,9 +87,7 @@ class Registry:
     def resolve(self, cfg: Mapping[str, Any], where: str = "") -> tuple[Callable[..., Any], dict[str, Any]]:
         """Split a recipe mapping into (class or factory, keyword arguments)."""
         if not isinstance(cfg, Mapping):
-            raise RecipeError(
-                f"{where or self.kind}: expected a mapping with 'name:' or 'class_path:', got {cfg!r}"
-            )
+            raise RecipeError(f"{where or self.kind}: expected a mapping with 'name:' or 'class_path:', got {cfg!r}")
         kwargs = dict(cfg)
         name = kwargs.pop("name", None)
         class_path = kwargs.pop("class_path", None)
@@ -98,8 +96,7 @@ class Registry:
             kwargs.update(extra)
         if (name is None) == (class_path is None):
             raise RecipeError(
-                f"{where or self.kind}: give exactly one of 'name:' (one of {', '.join(self.names())}) "
-                "or 'class_path:'"
+                f"{where or self.kind}: give exactly one of 'name:' (one of {', '.join(self.names())}) or 'class_path:'"
             )
         if name is not None:
             target = self.get(str(name), where=f"{where}.name" if where else "")
@@ -197,8 +194,7 @@ def check_arguments(
         expected = hints.get(key)
         if expected is not None and not _matches(value, expected):
             raise RecipeError(
-                f"Wrong type for {where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} "
-                f"({value!r})"
+                f"Wrong type for {where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} ({value!r})"
             )
 
 

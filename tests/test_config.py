@@ -61,7 +61,9 @@ def test_dotlist_overrides_win(recipes: Path) -> None:
 
 
 def test_unknown_top_level_key(recipes: Path) -> None:
-    with pytest.raises(RecipeError, match=r"Unknown key 'optimiser' at the top of the recipe. Did you mean 'optimizer'"):
+    with pytest.raises(
+        RecipeError, match=r"Unknown key 'optimiser' at the top of the recipe. Did you mean 'optimizer'"
+    ):
         load_recipe(recipes, ["optimiser.lr=1"])
 
 

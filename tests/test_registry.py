@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from emoframe.registry import LOSSES, Registry, RecipeError, load_plugins
+from emoframe.registry import LOSSES, RecipeError, Registry, load_plugins
 
 
 @pytest.fixture()

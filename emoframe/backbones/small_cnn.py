@@ -17,7 +17,7 @@ def _block(c_in: int, c_out: int, convs: int) -> list[nn.Module]:
             nn.BatchNorm2d(c_out),
             nn.ReLU(inplace=True),
         ]
-    return layers + [nn.MaxPool2d(2)]
+    return [*layers, nn.MaxPool2d(2)]
 
 
 @BACKBONES.register("small_cnn")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import timm
 import torch
 from torch import nn
@@ -23,8 +25,8 @@ class TimmBackbone(nn.Module):
         drop_path_rate: float | None = None,
     ) -> None:
         super().__init__()
-        if model not in timm.list_models() and not timm.is_model(model):
-            close = timm.list_models(f"*{model}*")[:5]
+        if not timm.is_model(model):
+            close = difflib.get_close_matches(model, timm.list_models(), n=5)
             raise RecipeError(f"model.backbone.model: unknown timm model '{model}'. Similar: {', '.join(close)}")
         extra = {} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}
         # pretrained=False always: timm would download from a hub; weights come from `weights`.

@@ -74,6 +74,12 @@ def load_pretrained(module: nn.Module, path: str | Path, strict: bool = False) -
     module.load_state_dict(usable, strict=False)
     log.warning(
         "Loaded %d tensors from %s into %s; missing %d %s; unexpected %d %s",
-        len(usable), path, type(module).__name__, len(missing), missing[:5], len(unexpected), unexpected[:5],
+        len(usable),
+        path,
+        type(module).__name__,
+        len(missing),
+        missing[:5],
+        len(unexpected),
+        unexpected[:5],
     )
     return missing, unexpected

@@ -31,8 +31,15 @@ def write_confusion_reports(confusion: np.ndarray, class_names: list[str], out_d
     ax.set_ylabel("true")
     for i in range(len(class_names)):
         for j in range(len(class_names)):
-            ax.text(j, i, f"{rates[i, j]:.2f}\n({int(confusion[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{rates[i, j]:.2f}\n({int(confusion[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     acc = np.trace(confusion) / max(confusion.sum(), 1)
     ax.set_title(f"{prefix}: accuracy {acc:.4f} (n={int(confusion.sum())})")
     fig.colorbar(im, ax=ax, fraction=0.046)

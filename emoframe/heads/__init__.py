@@ -25,7 +25,11 @@ class MLPHead(nn.Module):
     """Hidden layers (linear, BN, ReLU, dropout) then a linear output."""
 
     def __init__(
-        self, in_features: int, num_outputs: int, hidden: list[int] = (512,), dropout: float = 0.5  # type: ignore[assignment]
+        self,
+        in_features: int,
+        num_outputs: int,
+        hidden: list[int] = (512,),
+        dropout: float = 0.5,  # type: ignore[assignment]
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []

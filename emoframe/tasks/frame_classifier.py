@@ -43,8 +43,15 @@ class FrameClassifier(Task):
         logits = self(x)
         loss = self.loss(logits, y)
         self.metrics[split].update(logits.detach(), y)
-        self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True,
-                 batch_size=y.numel(), sync_dist=split != "train")
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=split == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=y.numel(),
+            sync_dist=split != "train",
+        )
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -1,0 +1,141 @@
+"""Registry-driven component tests: every backbone, head, loss, optimizer and schedule builds and runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import emoframe.components  # noqa: F401
+from emoframe.backbones.weights import WeightsError, load_pretrained
+from emoframe.losses.classification import inverse_frequency
+from emoframe.registry import BACKBONES, HEADS, LOSSES, OPTIMIZERS, SCHEDULERS, RecipeError
+
+BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}}
+
+
+def test_every_backbone_has_a_test_config() -> None:
+    assert set(BACKBONES.names()) == set(BACKBONE_CFGS)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONE_CFGS))
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_backbone_forward(name: str, in_chans: int) -> None:
+    net = BACKBONES.build({"name": name, **BACKBONE_CFGS[name]}, "model.backbone", in_chans=in_chans).eval()
+    out = net(torch.randn(2, in_chans, 48, 48))
+    assert out.shape == (2, net.num_features)
+
+
+def test_unknown_timm_model_suggests() -> None:
+    with pytest.raises(RecipeError, match="unknown timm model 'resnet181'. Similar: resnet18"):
+        BACKBONES.build({"name": "timm", "model": "resnet181"}, "model.backbone")
+
+
+@pytest.mark.parametrize("name", HEADS.names())
+def test_heads(name: str) -> None:
+    head = HEADS.build({"name": name}, "model.head", in_features=16, num_outputs=7).eval()
+    assert head(torch.randn(3, 16)).shape == (3, 7)
+
+
+def test_every_loss_runs_on_logits() -> None:
+    for name in LOSSES.names():
+        loss = LOSSES.build({"name": name}, "loss")
+        value = loss(torch.randn(4, 7), torch.tensor([0, 1, 2, 6]))
+        assert value.ndim == 0 and torch.isfinite(value)
+
+
+def test_cross_entropy_class_weights_and_smoothing() -> None:
+    logits, target = torch.randn(8, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0, 0])
+    ref = nn.functional.cross_entropy(logits, target, weight=torch.tensor([1.0, 2.0, 3.0]), label_smoothing=0.1)
+    loss = LOSSES.build({"name": "ce", "class_weights": [1.0, 2.0, 3.0], "label_smoothing": 0.1})
+    assert torch.allclose(loss(logits, target), ref)
+    auto = LOSSES.build({"name": "ce", "class_weights": "inverse_frequency"})
+    auto.set_class_counts([10, 20, 40])
+    w = torch.tensor([1 / 10, 1 / 20, 1 / 40])
+    assert torch.allclose(auto.weight, w * 3 / w.sum())
+    assert torch.allclose(auto(logits, target), nn.functional.cross_entropy(logits, target, weight=auto.weight))
+    with pytest.raises(RecipeError, match="3 values but the model has 7 classes"):
+        loss(torch.randn(2, 7), torch.tensor([0, 1]))
+
+
+def test_inverse_frequency_ignores_absent_classes() -> None:
+    w = inverse_frequency(torch.tensor([5, 0, 5]))
+    assert w.tolist() == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_optimizers_step(name: str) -> None:
+    model = nn.Linear(4, 2)
+    opt = OPTIMIZERS.partial({"name": name, "lr": 0.1}, "optimizer", provided=("params",))(model.parameters())
+    before = model.weight.detach().clone()
+    model(torch.randn(3, 4)).sum().backward()
+    opt.step()
+    assert not torch.equal(before, model.weight)
+
+
+def _lrs(name: str, total: int = 100, per_epoch: int = 10, **kw: object) -> list[float]:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    spec = SCHEDULERS.partial(
+        {"name": name, **kw}, "scheduler", provided=("optimizer", "total_steps", "steps_per_epoch")
+    )
+    sched = spec(opt, total_steps=total, steps_per_epoch=per_epoch)
+    lrs = []
+    n = total if sched["interval"] == "step" else total // per_epoch
+    for _ in range(n):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched["scheduler"].step(*([1.0] if name == "plateau" else []))
+    return lrs
+
+
+def test_schedules() -> None:
+    poly = _lrs("poly", power=1.0)
+    assert poly[0] == 1.0 and poly[50] == pytest.approx(0.5) and poly[-1] == pytest.approx(0.01)
+    step = _lrs("step", step_epochs=3)
+    assert step[:3] == [1.0] * 3 and step[3] == pytest.approx(0.1) and step[6] == pytest.approx(0.01)
+    cos = _lrs("cosine", warmup_epochs=1)
+    assert cos[0] == pytest.approx(0.1) and cos[9] == pytest.approx(1.0) and cos[-1] < 0.01
+    assert cos == sorted(cos[:10]) + sorted(cos[10:], reverse=True)
+    plateau = _lrs("plateau", patience=1)
+    assert plateau[0] == 1.0 and plateau[-1] < 1.0
+
+
+def test_schedule_bad_argument() -> None:
+    with pytest.raises(RecipeError, match="Unknown key scheduler.powr"):
+        SCHEDULERS.partial(
+            {"name": "poly", "powr": 2}, "scheduler", provided=("optimizer", "total_steps", "steps_per_epoch")
+        )
+
+
+def test_load_pretrained_strips_prefixes_and_reports(tmp_path: Path) -> None:
+    src = BACKBONES.build({"name": "timm", "model": "resnet18"}, "b", in_chans=1)
+    # a Lightning checkpoint of a task: keys are 'backbone.model.<timm key>', plus a head
+    state = {f"backbone.{k}": v for k, v in src.state_dict().items()}
+    state["head.net.1.weight"] = torch.zeros(7, 512)
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "task.ckpt")
+    dst = BACKBONES.build(
+        {"name": "timm", "model": "resnet18", "weights": str(tmp_path / "task.ckpt")}, "b", in_chans=1
+    )
+    for k, v in src.state_dict().items():
+        assert torch.equal(v, dst.state_dict()[k]), k
+    # a plain timm state dict with a classifier for 1000 classes: fc.* are unexpected, the rest loads
+    raw = dict(src.model.state_dict())
+    raw["fc.weight"], raw["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    torch.save(raw, tmp_path / "timm.pth")
+    target = BACKBONES.build({"name": "timm", "model": "resnet18"}, "b", in_chans=1)
+    missing, unexpected = load_pretrained(target.model, tmp_path / "timm.pth")
+    assert missing == [] and unexpected == ["fc.bias", "fc.weight"]
+
+
+def test_load_pretrained_errors(tmp_path: Path) -> None:
+    net = BACKBONES.build({"name": "small_cnn"}, "b")
+    with pytest.raises(WeightsError, match="Weights file not found"):
+        load_pretrained(net, tmp_path / "missing.pth")
+    torch.save({"something.else": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match="no tensor matches SmallCNN"):
+        load_pretrained(net, tmp_path / "other.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="Cannot read weights"):
+        load_pretrained(net, tmp_path / "junk.pth")
