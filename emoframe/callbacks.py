@@ -53,5 +53,5 @@ def wandb_logger(
 
 @LOGGERS.register("csv")
 def csv_logger(save_dir: str, flush_logs_every_n_steps: int = 100) -> CSVLogger:
-    """metrics.csv in the run directory: every logged value, one row per step or epoch."""
-    return CSVLogger(save_dir=save_dir, name="", version="", flush_logs_every_n_steps=flush_logs_every_n_steps)
+    """<run>/csv/version_<n>/metrics.csv: every logged value; a resumed run starts a new version file."""
+    return CSVLogger(save_dir=save_dir, name="csv", flush_logs_every_n_steps=flush_logs_every_n_steps)

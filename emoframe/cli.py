@@ -154,8 +154,15 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from emoframe.registry import RecipeError
 
-    ns = make_parser().parse_args(argv)
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # user modules next to the recipes import as with `python -m`
+    parser = make_parser()
+    ns, extra = parser.parse_known_args(argv)  # overrides may follow options: fit r.yaml --resume last a=1
+    unknown = [a for a in extra if a.startswith("-") or not hasattr(ns, "args")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(ns, "args"):
+        ns.args = [*ns.args, *extra]
         ns.recipe, ns.overrides = _split_args(ns.args)
     try:
         ns.func(ns)

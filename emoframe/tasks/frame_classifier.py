@@ -33,7 +33,7 @@ class FrameClassifier(Task):
         self.loss = loss
         self.class_names = list(class_names)
         n = len(self.class_names)
-        self.metrics = nn.ModuleDict({s: ClassificationMetrics(n) for s in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict({f"{s}_metrics": ClassificationMetrics(n) for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.to_memory_format(x)))
@@ -42,7 +42,7 @@ class FrameClassifier(Task):
         x, y = batch[0], batch[1]
         logits = self(x)
         loss = self.loss(logits, y)
-        self.metrics[split].update(logits.detach(), y)
+        self.metrics[f"{split}_metrics"].update(logits.detach(), y)
         self.log(
             f"{split}/loss",
             loss,
@@ -71,7 +71,7 @@ class FrameClassifier(Task):
         return out
 
     def _log_epoch(self, split: str) -> None:
-        scalars, recall, confusion = self.metrics[split].compute()
+        scalars, recall, confusion = self.metrics[f"{split}_metrics"].compute()
         logged = {f"{split}/{k}": v for k, v in scalars.items()}
         logged.update({f"{split}/recall/{c}": recall[i] for i, c in enumerate(self.class_names)})
         # already synced by torchmetrics; every rank logs the same value
@@ -79,7 +79,7 @@ class FrameClassifier(Task):
         self.log(f"{split}/acc_epoch", scalars["acc"], prog_bar=True, sync_dist=False)
         if split == "test" and self.report_dir is not None and self.trainer.is_global_zero:
             write_confusion_reports(confusion.cpu().numpy(), self.class_names, self.report_dir, prefix=split)
-        self.metrics[split].reset()
+        self.metrics[f"{split}_metrics"].reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -88,7 +88,7 @@ class FrameClassifier(Task):
         if not self.trainer.sanity_checking:
             self._log_epoch("val")
         else:
-            self.metrics["val"].reset()
+            self.metrics["val_metrics"].reset()
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")

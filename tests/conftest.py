@@ -1,0 +1,89 @@
+"""Shared fixtures.  Real data comes from ../shared/data (or $EMOFRAME_DATA), never from the repo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("EMOFRAME_DATA", REPO.parent / "shared" / "data")).resolve()
+FER2013_ZIP = DATA_DIR / "fer2013" / "fer2013.zip"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """W&B offline and quiet; one decode cache per test session (the zip is decoded once, then reused)."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ["EMOFRAME_CACHE"] = str(tmp_path_factory.mktemp("emoframe_cache"))
+    os.environ.pop("EMOFRAME_RUN_DIR", None)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"shared data not found at {DATA_DIR} (set EMOFRAME_DATA)")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def fer2013_zip() -> Path:
+    if not FER2013_ZIP.is_file():
+        pytest.skip(f"FER2013 not found at {FER2013_ZIP} (set EMOFRAME_DATA to the folder holding fer2013/)")
+    return FER2013_ZIP
+
+
+@pytest.fixture(scope="session")
+def fer_sample() -> dict[str, bytes]:
+    """Two FER2013 JPEGs per (usage, class), keyed by layout path: real ones from the zip when present,
+    else synthetic 48x48 grayscale JPEGs, so layout, cache and error tests run without the data."""
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    from emoframe.labels import EMOTIONS
+
+    path = FER2013_ZIP
+    files: dict[str, bytes] = {}
+    if path.is_file():
+        with zipfile.ZipFile(path) as z:
+            names = sorted(n for n in z.namelist() if n.endswith(".jpg"))
+            for split, usage in (("train", "Training"), ("test", "PublicTest"), ("test", "PrivateTest")):
+                for emotion in EMOTIONS:
+                    picked = [n for n in names if n.startswith(f"{split}/{emotion}/{usage}_")][:2]
+                    files.update({n: z.read(n) for n in picked})
+        return files
+    rng = np.random.default_rng(0)
+    for split, usage in (("train", "Training"), ("test", "PublicTest"), ("test", "PrivateTest")):
+        for emotion in EMOTIONS:
+            for k in range(2):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(buf, "JPEG")
+                files[f"{split}/{emotion}/{usage}_{len(files):05d}{k}.jpg"] = buf.getvalue()
+    return files
+
+
+@pytest.fixture()
+def write_fer(tmp_path: Path, fer_sample: dict[str, bytes]):
+    """``write_fer(kind, files=None, prefix="")``: the sample (or ``files``) as a zip or folder in tmp_path."""
+    import zipfile
+
+    def write(kind: str, files: dict[str, bytes] | None = None, prefix: str = "") -> Path:
+        files = fer_sample if files is None else files
+        if kind == "zip":
+            path = tmp_path / "fer2013.zip"
+            with zipfile.ZipFile(path, "w") as z:
+                for name, data in files.items():
+                    z.writestr(prefix + name, data)
+            return path
+        root = tmp_path / "fer2013"
+        for name, data in files.items():
+            (root / prefix / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / prefix / name).write_bytes(data)
+        return root
+
+    return write

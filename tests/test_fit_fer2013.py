@@ -1,0 +1,84 @@
+"""End to end through the CLI on a real FER2013 subset: fit -> test -> predict, checkpoints, W&B run, resume."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emoframe.cli import main
+from emoframe.labels import EMOTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
+
+
+def quick(run_dir: Path, zip_path: Path, *extra: str) -> list[str]:
+    return [
+        f"data.root={zip_path}",
+        f"run.dir={run_dir}",
+        "data.num_workers=0",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, fer2013_zip: Path) -> Path:
+    """A small CNN fitted for 6 epochs on 4,000 real training images (about a minute on 2 cores)."""
+    runs = tmp_path_factory.mktemp("runs")
+    args = quick(runs, fer2013_zip, "data.subset=4000", "trainer.max_epochs=6", "scheduler.warmup_epochs=0.5")
+    assert main(["fit", RECIPE, *args]) == 0
+    return runs / "fer2013_small_cnn" / "version_0"
+
+
+def test_fit_writes_checkpoints_config_and_offline_wandb_run(trained: Path) -> None:
+    assert (trained / "checkpoints" / "best.ckpt").is_file()
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    saved = (trained / "config.yaml").read_text()
+    assert "name: small_cnn" in saved and "subset: 4000" in saved
+    runs = list((trained / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), "an offline W&B run with its data file"
+    ckpt = torch.load(trained / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["emoframe_recipe"]["data"]["subset"] == 4000
+
+
+def test_test_reports_accuracy_well_above_chance(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    assert main(["test", "--ckpt", str(ckpt), "trainer.enable_progress_bar=false"]) == 0
+    out = capsys.readouterr().out
+    metrics = dict(line.split("\t") for line in out.splitlines() if line.startswith("test/"))
+    confusion = np.loadtxt(trained / "test" / "test_confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 8))
+    assert confusion.sum() == float(metrics["test/samples"]) == 3589  # all of PrivateTest (subset > split size)
+    majority = confusion.sum(axis=1).max() / confusion.sum()  # always answering the commonest class
+    acc = float(metrics["test/acc"])
+    assert acc == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-4)
+    assert acc > majority + 0.1, f"PrivateTest accuracy {acc:.3f} vs majority-class {majority:.3f}"
+    assert float(metrics["test/macro_f1"]) > 0.2
+    assert (trained / "test" / "test_confusion.png").stat().st_size > 10_000
+
+
+def test_predict_writes_one_row_per_test_image(trained: Path) -> None:
+    out = trained / "preds.csv"
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    assert main(["predict", "--ckpt", str(ckpt), "--output", str(out), "trainer.enable_progress_bar=false"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 3589
+    assert set(rows[0]) == {"index", "pred", "target", *[f"p_{c}" for c in EMOTIONS]}
+    assert sum(float(rows[0][f"p_{c}"]) for c in EMOTIONS) == pytest.approx(1.0, abs=1e-3)
+    agree = np.mean([r["pred"] == r["target"] for r in rows])
+    assert agree > 0.3
+
+
+def test_resume_last_continues_the_same_run(trained: Path, fer2013_zip: Path) -> None:
+    runs = trained.parent.parent
+    args = quick(runs, fer2013_zip, "data.subset=4000", "trainer.max_epochs=7", "scheduler.warmup_epochs=0.5")
+    args += ["trainer.limit_train_batches=5", "trainer.limit_val_batches=2"]
+    assert main(["fit", RECIPE, "--resume", "last", *args]) == 0
+    assert sorted(p.name for p in trained.parent.iterdir()) == ["version_0"], "resume must not start a new run"
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] == 6  # epochs 0-5 from the first fit, epoch 6 from the resumed one
