@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., dict[str, Any]]
 
 RECIPE_KEY = "emoframe_recipe"
+
+# Epoch metrics come from torchmetrics, which syncs its states across processes itself.
+warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on epoch level", category=Warning)
 
 
 class Task(pl.LightningModule):
