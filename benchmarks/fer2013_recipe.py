@@ -1,0 +1,72 @@
+"""Train a FER2013 recipe with `emoframe fit`, test its best checkpoint, and record accuracy and wall time.
+
+    python benchmarks/fer2013_recipe.py recipes/fer2013_small_cnn.yaml [key=value ...] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], log: Path) -> str:
+    with log.open("a") as f:  # a file, not a pipe: W&B's service process may outlive the run
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True, cwd=REPO)
+    return log.read_text()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs"))
+    ns = p.parse_args()
+    name = Path(ns.recipe).stem
+    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    overrides = [f"data.root={zip_path}", f"run.dir={ns.runs}", "trainer.enable_progress_bar=false", *ns.overrides]
+    log = Path(ns.runs) / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    os.environ.setdefault("WANDB_MODE", "offline")
+    t0 = time.perf_counter()
+    out = run([sys.executable, "-m", "emoframe", "fit", ns.recipe, *overrides], log)
+    fit_s = time.perf_counter() - t0
+    run_dir = Path(next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("Run directory: ")))
+    if not run_dir.is_absolute():
+        run_dir = REPO / run_dir
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    test_overrides = [f"data.root={zip_path}", "trainer.enable_progress_bar=false"]
+    out = run([sys.executable, "-m", "emoframe", "test", "--ckpt", str(ckpt), *test_overrides], log)
+    metrics = {}
+    for line in out.splitlines():
+        if line.startswith("test/") and "\t" in line:
+            key, value = line.split("\t")
+            metrics[key] = float(value)
+    import torch
+
+    epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] + 1
+    recall = ", ".join(f"{k.split('/')[-1]} {v:.2f}" for k, v in metrics.items() if k.startswith("test/recall/"))
+    body = (
+        f"## FER2013 recipe `{name}`\n\n"
+        f"| recipe | overrides | PrivateTest accuracy | macro F1 | best epoch | fit wall time |\n|---|---|---|---|---|---|\n"
+        f"| `{ns.recipe}` | `{' '.join(ns.overrides) or '-'}` | {metrics['test/acc']:.4f} | {metrics['test/macro_f1']:.4f} | "
+        f"{epochs} | {fit_s / 60:.1f} min |\n\n"
+        f"Per-class recall on PrivateTest: {recall}.  Confusion matrix: `{run_dir / 'test'}`."
+    )
+    write_section(f"fer2013-{name}", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""emoframe's data layer: FER2013 and image-folder datamodules, their readers, cache and transforms.
+
+Importing this package registers the datamodules (``fer2013``, ``image_folder``) in
+``emoframe.registry.DATAMODULES``.
+"""
+
+from emoframe.data.base import ImageClassificationDataModule
+from emoframe.data.cache import ArrayCache, default_cache_dir
+from emoframe.data.datasets import ImageArrayDataset, stratified_subset
+from emoframe.data.errors import DataError
+from emoframe.data.fer2013 import Fer2013DataModule
+from emoframe.data.fer2013_sources import USAGES, Fer2013Arrays, load_fer2013
+from emoframe.data.image_folder import ImageFolderDataModule
+from emoframe.data.transforms import ImageTransform, build_augment, build_transform
+
+__all__ = [
+    "USAGES",
+    "ArrayCache",
+    "DataError",
+    "Fer2013Arrays",
+    "Fer2013DataModule",
+    "ImageArrayDataset",
+    "ImageClassificationDataModule",
+    "ImageFolderDataModule",
+    "ImageTransform",
+    "build_augment",
+    "build_transform",
+    "default_cache_dir",
+    "load_fer2013",
+    "stratified_subset",
+]

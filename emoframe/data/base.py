@@ -1,0 +1,169 @@
+"""Base datamodule for image classification over in-memory uint8 grayscale arrays.
+
+Subclasses only implement ``load_splits``; this class owns the per-split pipelines, the ``subset`` pick,
+the label bookkeeping and the loaders. Under DDP the val/test/predict loaders get Lightning's
+``UnrepeatedDistributedSampler``: Lightning leaves a loader whose sampler is already a
+``DistributedSampler`` alone, so it does not pad the last batch with repeated samples and metrics and
+sample counts stay exact (ranks may differ by one sample, which is safe outside training).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler
+
+from emoframe.data.datasets import ImageArrayDataset, stratified_subset
+from emoframe.data.errors import DataError
+from emoframe.data.transforms import ImageTransform, build_transform
+from emoframe.labels import EMOTIONS
+
+SPLITS = ("train", "val", "test")
+SplitArrays = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+"""(images uint8 (N, H, W), labels int64 (N,), names (N,) or None)."""
+
+
+class ImageClassificationDataModule(pl.LightningDataModule):
+    """Base class: uint8 grayscale splits in memory -> augmented, normalised (C, H, W) float batches."""
+
+    source_size: int | None = 48
+    """Side of the arrays ``load_splits`` returns; ``None`` when they are already ``image_size``."""
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        image_size: int = 48,
+        channels: int = 1,
+        augment: list[dict[str, Any]] | None = None,
+        mean: float | list[float] = 0.5,
+        std: float | list[float] = 0.5,
+        subset: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        _check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", "an integer >= 1", batch_size)
+        _check(
+            isinstance(num_workers, int) and num_workers >= 0, "num_workers", "an integer >= 0", num_workers
+        )
+        _check(isinstance(image_size, int) and image_size >= 8, "image_size", "an integer >= 8", image_size)
+        _check(channels in (1, 3), "channels", "1 or 3", channels)
+        _check(subset is None or (isinstance(subset, int) and subset >= 1), "subset", "None or >= 1", subset)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self._channels = channels
+        self.subset = subset
+        self.seed = seed
+        source = self.source_size or image_size
+        # Built now so a bad augment recipe fails at construction, before any data is read.
+        self.train_transform: ImageTransform = build_transform(
+            augment, image_size, source, channels, mean, std, seed
+        )
+        self.eval_transform: ImageTransform = build_transform(
+            None, image_size, source, channels, mean, std, seed
+        )
+        self._datasets: dict[str, ImageArrayDataset] = {}
+        self.save_hyperparameters()
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def load_splits(self) -> dict[str, SplitArrays]:
+        """Arrays for ``train``, ``val`` and ``test`` (labels in ``EMOTIONS`` order)."""
+        raise NotImplementedError
+
+    # --- label bookkeeping ---------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(EMOTIONS)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self._channels
+
+    @property
+    def train_label_counts(self) -> np.ndarray:
+        """Images per class in the (subset) train split, e.g. for class weights; loads the data if needed."""
+        return self.dataset("train").label_counts(self.num_classes)
+
+    # --- Lightning hooks -----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Load every split once (all stages share the arrays), apply ``subset``, build datasets."""
+        if self._datasets:
+            return
+        splits = self.load_splits()
+        built: dict[int, ImageArrayDataset] = {}  # val and test may be the same arrays (fer32)
+        for split in SPLITS:
+            images, labels, names = splits[split]
+            if len(labels) == 0:
+                raise DataError(f"{type(self).__name__}: the {split} split has no images")
+            transform = self.train_transform if split == "train" else self.eval_transform
+            key = id(images) if split != "train" else -1
+            if key in built:
+                self._datasets[split] = built[key]
+                continue
+            if self.subset is not None and self.subset < len(labels):
+                keep = stratified_subset(labels, self.subset, self.seed)
+                images, labels = images[keep], labels[keep]
+                names = names[keep] if names is not None else None
+            self._datasets[split] = built[key] = ImageArrayDataset(images, labels, transform, names)
+
+    def dataset(self, split: str) -> ImageArrayDataset:
+        """The dataset of ``train``, ``val``, ``test`` (or ``predict`` = test); sets up on first use."""
+        if not self._datasets:
+            self.setup()
+        return self._datasets["test" if split == "predict" else split]
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split, in order."""
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.dataset(split)
+        sampler = None if shuffle else self._unrepeated_sampler(dataset)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def _unrepeated_sampler(self, dataset: ImageArrayDataset) -> Sampler[int] | None:
+        """Each sample on exactly one rank (no padding), when running distributed."""
+        trainer = self.trainer
+        if trainer is None or getattr(trainer, "world_size", 1) <= 1:
+            return None
+        kwargs = getattr(trainer, "distributed_sampler_kwargs", None) or {}
+        replicas = kwargs.get("num_replicas", trainer.world_size)
+        rank = kwargs.get("rank", trainer.global_rank)
+        return UnrepeatedDistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=False)
+
+
+def _check(ok: bool, key: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise DataError(f"data.{key}: expected {expected}, got {value!r}")
+
+
+def check_choice(value: Any, key: str, choices: tuple[Any, ...]) -> None:
+    """One-line error for a value outside a Literal's choices (recipes are checked by the registry)."""
+    _check(value in choices, key, " or ".join(repr(c) for c in choices), value)

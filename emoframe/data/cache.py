@@ -1,0 +1,155 @@
+"""A small on-disk cache of decoded arrays, so a dataset's images are decoded once per content.
+
+Entries are ``.npz`` files named ``<label>-<key>.npz`` where ``key`` hashes (reader version, source
+kind, content fingerprint, ...). A file's fingerprint is the sha256 of its bytes; a folder's is a hash
+of its sorted (relative path, size, mtime_ns). Writes go to a temporary file in the cache folder and
+are renamed into place with ``os.replace``, so a run killed mid-write never leaves a half-written entry
+under the final name; leftover temporary files are never read and are removed after a day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV = "EMOFRAME_CACHE"
+_TMP_SUFFIX = ".tmp"
+_STALE_TMP_S = 24 * 3600
+_file_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
+
+
+def default_cache_dir() -> Path:
+    """``$EMOFRAME_CACHE`` if set, else ``~/.cache/emoframe``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "emoframe"
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's content, streamed; memoised per process by (path, size, mtime_ns)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _file_hashes:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        _file_hashes[memo] = digest.hexdigest()
+    return _file_hashes[memo]
+
+
+def folder_fingerprint(root: str | Path, keep: Callable[[str], bool] | None = None) -> str:
+    """Hash of the sorted (relative path, size, mtime_ns) of the files under ``root``.
+
+    Cheap (stat only) and changes whenever a file is added, removed, replaced or edited. Hidden files
+    and folders are ignored; ``keep`` filters by relative path.
+    """
+    rows = []
+    for rel in walk_files(root):
+        if keep is None or keep(rel):
+            st = os.stat(os.path.join(root, rel))
+            rows.append((rel, st.st_size, st.st_mtime_ns))
+    rows.sort()
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def walk_files(root: str | Path) -> Iterator[str]:
+    """Relative POSIX paths of the visible files under ``root`` (hidden files and folders skipped)."""
+    top = os.path.normpath(root)
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = os.path.relpath(dirpath, top).replace(os.sep, "/")  # once per folder: relpath is slow
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        yield from (prefix + name for name in filenames if not name.startswith("."))
+
+
+def cache_key(parts: Iterable[object]) -> str:
+    """A short stable hash of JSON-serialisable parts."""
+    return hashlib.sha256(json.dumps(list(parts), default=str).encode()).hexdigest()[:24]
+
+
+class ArrayCache:
+    """Named dictionaries of numpy arrays stored as ``.npz`` files, written atomically.
+
+    A cache folder that cannot be written degrades to no caching with a warning (e.g. a read-only home
+    on a cluster), never to a failed run.
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        self.dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+    def path(self, label: str, parts: Iterable[object]) -> Path:
+        """The entry file for ``label`` and the key parts."""
+        return self.dir / f"{label}-{cache_key(parts)}.npz"
+
+    def get(self, label: str, parts: Iterable[object]) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or ``None`` when absent or unreadable (an unreadable entry is removed)."""
+        path = self.path(label, parts)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {name: z[name] for name in z.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            warnings.warn(f"Ignoring unreadable cache entry {path} ({err}); it will be rebuilt", stacklevel=2)
+            _unlink(path)
+            return None
+
+    def put(self, label: str, parts: Iterable[object], arrays: Mapping[str, np.ndarray]) -> Path | None:
+        """Store ``arrays`` atomically; returns the entry path, or ``None`` if the cache is not writable."""
+        path = self.path(label, parts)
+        tmp: str | None = None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_tmp()
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=self.dir)
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            tmp = None
+            return path
+        except OSError as err:
+            warnings.warn(
+                f"Could not write cache entry {path} ({err}); continuing without cache", stacklevel=2
+            )
+            return None
+        finally:
+            if tmp is not None:  # failed or interrupted (KeyboardInterrupt too): leave no partial file
+                _unlink(Path(tmp))
+
+    def get_or_build(
+        self, label: str, parts: Iterable[object], build: Callable[[], Mapping[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        """Cached arrays for the key, building and storing them on a miss."""
+        parts = list(parts)
+        hit = self.get(label, parts)
+        if hit is not None:
+            return hit
+        arrays = dict(build())
+        self.put(label, parts, arrays)
+        return arrays
+
+    def _remove_stale_tmp(self) -> None:
+        """Remove temporary files left by killed runs (old enough that no live writer owns them)."""
+        now = time.time()
+        for tmp in self.dir.glob(f".*{_TMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > _STALE_TMP_S:
+                    tmp.unlink()
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

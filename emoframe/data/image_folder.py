@@ -1,0 +1,141 @@
+"""A datamodule for any ``root/<split>/<class>/*.jpg`` tree of face images, mapped onto the 7 emotions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from emoframe.data.base import ImageClassificationDataModule, SplitArrays, check_choice
+from emoframe.data.cache import ArrayCache, folder_fingerprint, walk_files
+from emoframe.data.decode import DECODER, decode_files, is_image_name, report_skipped
+from emoframe.data.errors import DataError
+from emoframe.labels import EMOTIONS
+from emoframe.registry import DATAMODULES
+
+READER_VERSION = 1
+
+
+@DATAMODULES.register("image_folder")
+class ImageFolderDataModule(ImageClassificationDataModule):
+    """Face images in root/<split>/<class>/*.{jpg,png,...}, any size or mode, mapped onto the 7 emotions.
+
+    Every image is converted to 8-bit grayscale (ITU-R 601 luma) and resized to ``image_size`` squared
+    without keeping the aspect ratio (the images are expected to be face crops), then cached on disk.
+    Class folders named like ``EMOTIONS`` (any case) need no mapping; others need ``class_map``, e.g.
+    ``{happiness: happy, contempt: null}`` (``null`` drops a folder). Images may sit in sub-folders of
+    a class folder. ``val_split``/``test_split`` may name the same folder.
+    """
+
+    source_size = None  # arrays are stored at image_size
+
+    def __init__(
+        self,
+        root: str,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+        class_map: dict[str, str | None] | None = None,
+        cache_dir: str | None = None,
+        on_bad_image: Literal["error", "skip"] = "error",
+        batch_size: int = 64,
+        num_workers: int = 2,
+        image_size: int = 48,
+        channels: int = 1,
+        augment: list[dict[str, Any]] | None = None,
+        mean: float | list[float] = 0.5,
+        std: float | list[float] = 0.5,
+        subset: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        check_choice(on_bad_image, "on_bad_image", ("error", "skip"))
+        self.root = Path(root).expanduser()
+        self.split_dirs = {"train": train_split, "val": val_split, "test": test_split}
+        expected = (
+            f"expected {self.root}/<split>/<class>/*.jpg with splits {', '.join(self.split_dirs.values())}"
+        )
+        if not self.root.is_dir():
+            raise DataError(f"Image folder not found at {self.root}: {expected}")
+        missing = [s for s in dict.fromkeys(self.split_dirs.values()) if not (self.root / s).is_dir()]
+        if missing:
+            found = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
+            raise DataError(
+                f"No '{missing[0]}' folder in {self.root}: {expected}; "
+                f"found folders {', '.join(found) or 'none'}"
+            )
+        self.class_map = dict(class_map or {})
+        for folder, target in self.class_map.items():
+            if target is not None and target not in EMOTIONS:
+                raise DataError(
+                    f"data.class_map.{folder}: '{target}' is not an emotion; "
+                    f"accepted: {', '.join(EMOTIONS)} or null"
+                )
+        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed)
+        self.cache_dir = cache_dir
+        self.on_bad_image = on_bad_image
+
+    def prepare_data(self) -> None:
+        """Decode once and fill the on-disk cache (Lightning runs this on one process per node)."""
+        for split_dir in dict.fromkeys(self.split_dirs.values()):
+            self._load_folder(split_dir)
+
+    def load_splits(self) -> dict[str, SplitArrays]:
+        loaded = {d: self._load_folder(d) for d in dict.fromkeys(self.split_dirs.values())}
+        return {split: loaded[d] for split, d in self.split_dirs.items()}
+
+    def label_of(self, folder: str, where: Path) -> int | None:
+        """The EMOTIONS index for a class folder, ``None`` if mapped to null, else a one-line error."""
+        if folder in self.class_map:
+            target = self.class_map[folder]
+            return None if target is None else EMOTIONS.index(target)
+        if folder.lower() in EMOTIONS:
+            return EMOTIONS.index(folder.lower())
+        raise DataError(
+            f"Class folder '{folder}' in {where} is not an emotion name: add it to class_map "
+            f"(e.g. class_map: {{{folder}: <name>}} or null to drop it); "
+            f"accepted names: {', '.join(EMOTIONS)}"
+        )
+
+    def _load_folder(self, split_dir: str) -> SplitArrays:
+        """Decode (or read from cache) the mapped class folders of one split folder."""
+        base = self.root / split_dir
+        folders = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if not folders:
+            raise DataError(f"No class folders in {base}: expected {base}/<class>/*.jpg")
+        labels_of = {f: self.label_of(f, base) for f in folders}
+        used = [f for f in folders if labels_of[f] is not None]
+        fingerprint = folder_fingerprint(base, keep=lambda rel: rel.split("/", 1)[0] in used)
+        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image_size)
+        cache = ArrayCache(self.cache_dir)
+        hit = cache.get("image-folder", parts)
+        if hit is None:
+            rels = sorted(r for f in used for r in _image_files(base, f))
+            images, kept, skipped = decode_files(
+                rels,
+                lambda rel: (base / rel).read_bytes(),
+                size=self.image_size,
+                resize=True,
+                on_bad_image=self.on_bad_image,
+                where=str(base),
+                desc=f"Decoding {split_dir}",
+            )
+            names = np.array(rels, dtype=str)[kept]
+            hit = {"images": images, "names": names, "skipped": np.asarray(skipped, dtype=str)}
+            cache.put("image-folder", parts, hit)
+        elif len(hit["skipped"]):
+            if self.on_bad_image == "error":
+                raise DataError(
+                    f"Bad image {hit['skipped'][0]} in {base} (found by an earlier run with "
+                    "on_bad_image: skip); fix it or set on_bad_image: skip"
+                )
+            report_skipped(list(hit["skipped"]), len(hit["names"]) + len(hit["skipped"]), f"{base} (cached)")
+        names = hit["names"]
+        labels = np.array([labels_of[str(n).split("/", 1)[0]] for n in names], dtype=np.int64)
+        prefixed = np.char.add(f"{split_dir}/", names.astype(str)) if len(names) else names
+        return hit["images"], labels, prefixed
+
+
+def _image_files(base: Path, folder: str) -> list[str]:
+    """Image paths (relative to ``base``, POSIX) under one class folder, sub-folders included."""
+    return [f"{folder}/{rel}" for rel in walk_files(base / folder) if is_image_name(rel)]
