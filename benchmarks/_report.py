@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-HEADER = "# Benchmarks\n\nEvery section below is written by a script in `benchmarks/`; rerun it to refresh the figures.\n"
+HEADER = (
+    "# Benchmarks\n\nEvery section below is written by a script in `benchmarks/`; rerun it to refresh the figures.\n"
+)
 
 
 def machine() -> str:

@@ -1,6 +1,6 @@
 """Train a FER2013 recipe with `emoframe fit`, test its best checkpoint, and record accuracy and wall time.
 
-    python benchmarks/fer2013_recipe.py recipes/fer2013_small_cnn.yaml [key=value ...] [--data ../shared/data]
+python benchmarks/fer2013_recipe.py recipes/fer2013_small_cnn.yaml [key=value ...] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -34,6 +34,8 @@ def _load(recipe: str | None, overrides: list[str], ckpt: str | None) -> dict[st
     if recipe:
         return load_recipe(recipe, overrides)
     if ckpt and ckpt not in ("best", "last"):
+        if not Path(ckpt).is_file():
+            raise RecipeError(f"Checkpoint not found: {ckpt}")
         import torch
         from omegaconf import OmegaConf
 
@@ -111,12 +113,16 @@ def cmd_list(ns: argparse.Namespace) -> None:
     load_plugins()
     kinds = [ns.kind] if ns.kind else list(REGISTRIES)
     for kind in kinds:
-        registry = REGISTRIES.get(kind) or next((r for r in REGISTRIES.values() if r.kind == kind), None)
+        registry = REGISTRIES.get(kind)
+        if registry is None:
+            registry = next((r for r in REGISTRIES.values() if r.kind == kind), None)
         if registry is None:
             raise RecipeError(f"Unknown kind '{kind}'. Kinds: {', '.join(REGISTRIES)}")
         print(f"{registry.plural}:")
         for name, doc in registry.describe():
             print(f"  {name:<20} {doc}")
+        if not len(registry):
+            print("  (none registered yet)")
 
 
 def cmd_config(ns: argparse.Namespace) -> None:

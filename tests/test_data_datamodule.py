@@ -180,9 +180,7 @@ FOLDERS = {"happiness": "happy", "Sad": None, "angry": None, "contempt": "drop"}
 
 
 @pytest.fixture(scope="module")
-def face_tree(
-    fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, dict[str, np.ndarray]]:
+def face_tree(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
     """root/{train,test}/<folder>/ with real FER2013 faces: JPEGs as they are, plus RGB PNGs at 96x96."""
     root = tmp_path_factory.mktemp("faces")
     originals: dict[str, np.ndarray] = {}
@@ -203,9 +201,7 @@ def face_tree(
                     gray = Image.open(io.BytesIO(data))
                     originals[rel] = np.asarray(gray)
                     if i % 2:
-                        gray.convert("RGB").resize((96, 96), Image.Resampling.BILINEAR).save(
-                            root / f"{rel}.png"
-                        )
+                        gray.convert("RGB").resize((96, 96), Image.Resampling.BILINEAR).save(root / f"{rel}.png")
                     else:
                         (root / f"{rel}.jpg").write_bytes(data)
     return root, originals

@@ -36,9 +36,7 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
 
 # --- where the data is ---------------------------------------------------------------------------
 def test_missing_path(tmp_path: Path) -> None:
-    expected = (
-        r"FER2013 not found at .*nope\.zip: expected fer2013\.zip \(Kaggle layout train/<class>/\*\.jpg"
-    )
+    expected = r"FER2013 not found at .*nope\.zip: expected fer2013\.zip \(Kaggle layout train/<class>/\*\.jpg"
     raises_one_line(expected, load_fer2013, tmp_path / "nope.zip")
     raises_one_line(expected, Fer2013DataModule, root=str(tmp_path / "nope.zip"))
     with pytest.raises(RecipeError, match="FER2013 not found"):  # the CLI reports it like any recipe error
@@ -80,9 +78,7 @@ def test_folder_of_another_layout(write_fer) -> None:
 )
 def test_unexpected_image_in_the_layout(bad: str, write_fer, fer_sample) -> None:
     path = write_fer("zip", {**fer_sample, bad: jpeg()})
-    raises_one_line(
-        f"Unexpected image {bad} in .*: expected .* with <class> one of angry, disgust", load_fer2013, path
-    )
+    raises_one_line(f"Unexpected image {bad} in .*: expected .* with <class> one of angry, disgust", load_fer2013, path)
 
 
 # --- the CSV form --------------------------------------------------------------------------------
@@ -153,9 +149,7 @@ def test_bad_image_is_fatal_by_default(case: str, kind: str, write_fer, fer_samp
 
 
 @pytest.mark.parametrize("kind", ["zip", "folder"])
-def test_skip_mode_counts_bad_images_and_keeps_the_rest(
-    kind: str, write_fer, fer_sample, tmp_path, capsys
-) -> None:
+def test_skip_mode_counts_bad_images_and_keeps_the_rest(kind: str, write_fer, fer_sample, tmp_path, capsys) -> None:
     bad = {f"train/happy/Training_bad{i}.jpg": data for i, (data, _) in enumerate(BAD_IMAGES.values())}
     root = write_fer(kind, {**fer_sample, **bad})
     arrays = load_fer2013(root, tmp_path / "cache", on_bad_image="skip", progress=False)
@@ -167,15 +161,11 @@ def test_skip_mode_counts_bad_images_and_keeps_the_rest(
     # The cached result remembers the skips: "skip" reports them again, "error" refuses them.
     again = load_fer2013(root, tmp_path / "cache", on_bad_image="skip", progress=False)
     assert again.skipped == arrays.skipped
-    raises_one_line(
-        "Bad image train/happy/Training_bad", load_fer2013, root, tmp_path / "cache", progress=False
-    )
+    raises_one_line("Bad image train/happy/Training_bad", load_fer2013, root, tmp_path / "cache", progress=False)
 
 
 def test_bad_on_bad_image_value(write_fer) -> None:
-    raises_one_line(
-        "on_bad_image must be 'error' or 'skip'", load_fer2013, write_fer("zip"), on_bad_image="warn"
-    )
+    raises_one_line("on_bad_image must be 'error' or 'skip'", load_fer2013, write_fer("zip"), on_bad_image="warn")
 
 
 # --- datamodule arguments ------------------------------------------------------------------------
@@ -242,8 +232,6 @@ def test_image_folder_unmapped_class(tmp_path: Path) -> None:
         class_map={"happiness": "joy"},
     )
     assert np.array_equal(
-        ImageFolderDataModule(
-            root=str(root), class_map={"happiness": "happy"}, num_workers=0
-        ).train_label_counts,
+        ImageFolderDataModule(root=str(root), class_map={"happiness": "happy"}, num_workers=0).train_label_counts,
         [0, 0, 0, 1, 1, 0, 0],
     )

@@ -92,9 +92,7 @@ def test_pixels_are_the_jpeg_pixels(from_zip: Fer2013Arrays, fer2013_zip: Path) 
             np.testing.assert_array_equal(from_zip.images[i], expected)
 
 
-def test_extracted_folder_gives_identical_arrays(
-    from_zip: Fer2013Arrays, extracted: Path, cache_dir: Path
-) -> None:
+def test_extracted_folder_gives_identical_arrays(from_zip: Fer2013Arrays, extracted: Path, cache_dir: Path) -> None:
     assert find_source(extracted).kind == "folder"
     assert_same(load_fer2013(extracted, cache_dir, progress=False), from_zip)
 
@@ -126,12 +124,8 @@ def test_one_top_level_folder_is_accepted(kind: str, write_fer, tmp_path: Path) 
     assert len(plain) == 42 and np.bincount(plain.usage).tolist() == [14, 14, 14]
 
 
-@pytest.mark.parametrize(
-    ("variant", "sizes"), [("fer28", (28709, 3589, 3589)), ("fer32", (32298, 3589, 3589))]
-)
-def test_protocol_split_sizes(
-    variant: str, sizes: tuple[int, int, int], from_zip, fer2013_zip, cache_dir
-) -> None:
+@pytest.mark.parametrize(("variant", "sizes"), [("fer28", (28709, 3589, 3589)), ("fer32", (32298, 3589, 3589))])
+def test_protocol_split_sizes(variant: str, sizes: tuple[int, int, int], from_zip, fer2013_zip, cache_dir) -> None:
     dm = Fer2013DataModule(root=str(fer2013_zip), variant=variant, cache_dir=str(cache_dir), num_workers=0)
     dm.setup("fit")
     assert tuple(len(dm.dataset(s)) for s in ("train", "val", "test")) == sizes

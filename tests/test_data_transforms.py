@@ -67,9 +67,7 @@ def test_float_output_of_an_augmentation_is_normalised_alike(image: np.ndarray) 
 
 
 def test_nested_one_of() -> None:
-    (one_of,) = build_augment(
-        [{"name": "OneOf", "transforms": [{"name": "Blur"}, {"name": "GaussNoise"}], "p": 1}]
-    )
+    (one_of,) = build_augment([{"name": "OneOf", "transforms": [{"name": "Blur"}, {"name": "GaussNoise"}], "p": 1}])
     assert [type(t).__name__ for t in one_of.transforms] == ["Blur", "GaussNoise"]
 
 

@@ -24,7 +24,9 @@ def last_epoch_row(metrics_csv: Path, key: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_count_and_metrics(tmp_path: Path, fer2013_zip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ddp_two_cpu_processes_count_and_metrics(
+    tmp_path: Path, fer2013_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     common = [
         f"data.root={fer2013_zip}",
         f"run.dir={tmp_path}",

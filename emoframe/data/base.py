@@ -47,9 +47,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         _check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", "an integer >= 1", batch_size)
-        _check(
-            isinstance(num_workers, int) and num_workers >= 0, "num_workers", "an integer >= 0", num_workers
-        )
+        _check(isinstance(num_workers, int) and num_workers >= 0, "num_workers", "an integer >= 0", num_workers)
         _check(isinstance(image_size, int) and image_size >= 8, "image_size", "an integer >= 8", image_size)
         _check(channels in (1, 3), "channels", "1 or 3", channels)
         _check(subset is None or (isinstance(subset, int) and subset >= 1), "subset", "None or >= 1", subset)
@@ -61,12 +59,8 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         self.seed = seed
         source = self.source_size or image_size
         # Built now so a bad augment recipe fails at construction, before any data is read.
-        self.train_transform: ImageTransform = build_transform(
-            augment, image_size, source, channels, mean, std, seed
-        )
-        self.eval_transform: ImageTransform = build_transform(
-            None, image_size, source, channels, mean, std, seed
-        )
+        self.train_transform: ImageTransform = build_transform(augment, image_size, source, channels, mean, std, seed)
+        self.eval_transform: ImageTransform = build_transform(None, image_size, source, channels, mean, std, seed)
         self._datasets: dict[str, ImageArrayDataset] = {}
         self.save_hyperparameters()
 

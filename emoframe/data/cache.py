@@ -121,9 +121,7 @@ class ArrayCache:
             tmp = None
             return path
         except OSError as err:
-            warnings.warn(
-                f"Could not write cache entry {path} ({err}); continuing without cache", stacklevel=2
-            )
+            warnings.warn(f"Could not write cache entry {path} ({err}); continuing without cache", stacklevel=2)
             return None
         finally:
             if tmp is not None:  # failed or interrupted (KeyboardInterrupt too): leave no partial file

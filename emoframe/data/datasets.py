@@ -38,11 +38,7 @@ class ImageArrayDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index]
-        x = (
-            self.transform(image)
-            if self.transform is not None
-            else torch.from_numpy(image.copy()).unsqueeze(0)
-        )
+        x = self.transform(image) if self.transform is not None else torch.from_numpy(image.copy()).unsqueeze(0)
         return x, int(self.labels[index])
 
     def label_counts(self, num_classes: int) -> np.ndarray:

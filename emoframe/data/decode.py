@@ -99,9 +99,7 @@ def decode_files(
             try:
                 img = decode_gray(read(names[i]))
             except _BAD_IMAGE_ERRORS as err:
-                reasons[i] = (
-                    f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                )
+                reasons[i] = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
                 continue
             if img is None:
                 reasons[i] = "not a decodable image"
@@ -123,9 +121,7 @@ def decode_files(
                 break
     if reasons and on_bad_image == "error":
         i = min(reasons)
-        raise DataError(
-            f"Bad image {names[i]} in {where}: {reasons[i]}. Fix or remove it, or set on_bad_image: skip"
-        )
+        raise DataError(f"Bad image {names[i]} in {where}: {reasons[i]}. Fix or remove it, or set on_bad_image: skip")
     kept = np.flatnonzero(ok)
     skipped = [names[i] for i in sorted(reasons)]
     if skipped:
@@ -137,8 +133,7 @@ def report_skipped(skipped: Sequence[str], total: int, where: str, reason: str =
     """Print the one summary line for skipped images (to stderr, so it survives stdout redirection)."""
     why = f": {reason}" if reason else ""
     print(
-        f"Skipped {len(skipped)} of {total} images in {where} that could not be decoded "
-        f"(first: {skipped[0]}{why})",
+        f"Skipped {len(skipped)} of {total} images in {where} that could not be decoded (first: {skipped[0]}{why})",
         file=sys.stderr,
         flush=True,
     )

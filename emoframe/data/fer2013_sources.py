@@ -32,8 +32,7 @@ READER_VERSION = 1  # bump when the arrays a source gives change, to invalidate 
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
 LAYOUT = "train/<class>/Training_*.jpg and test/<class>/{PublicTest,PrivateTest}_*.jpg"
 EXPECTED = (
-    "expected fer2013.zip (Kaggle layout train/<class>/*.jpg, test/<class>/*.jpg), "
-    "the extracted folder, or fer2013.csv"
+    "expected fer2013.zip (Kaggle layout train/<class>/*.jpg, test/<class>/*.jpg), the extracted folder, or fer2013.csv"
 )
 _SPLIT_DIR = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
 SourceKind = Literal["zip", "folder", "csv"]
@@ -106,9 +105,7 @@ def find_source(root: str | Path) -> Source:
     if len(subdirs) == 1 and ((subdirs[0] / "train").is_dir() or (subdirs[0] / "test").is_dir()):
         return Source("folder", subdirs[0])
     found = ", ".join(entries[:8]) + (", ..." if len(entries) > 8 else "") or "nothing"
-    raise DataError(
-        f"{p} is not a FER2013 folder: expected {LAYOUT}, fer2013.csv or fer2013.zip; found {found}"
-    )
+    raise DataError(f"{p} is not a FER2013 folder: expected {LAYOUT}, fer2013.csv or fer2013.zip; found {found}")
 
 
 def _zip_layout(path: Path, members: list[str]) -> tuple[str, str]:
@@ -194,9 +191,7 @@ def _read(src: Source, on_bad_image: OnBadImage, progress: bool) -> Fer2013Array
             rels = [n[len(inner) :] for n in members if n.startswith(inner)]
             return _read_layout(rels, lambda rel: z.read(inner + rel), str(src.path), on_bad_image, progress)
     rels = sorted(walk_files(src.path))
-    return _read_layout(
-        rels, lambda rel: (src.path / rel).read_bytes(), str(src.path), on_bad_image, progress
-    )
+    return _read_layout(rels, lambda rel: (src.path / rel).read_bytes(), str(src.path), on_bad_image, progress)
 
 
 def _read_layout(
@@ -211,9 +206,7 @@ def _read_layout(
         parts = rel.split("/")
         usage = parts[2].split("_", 1)[0] if len(parts) == 3 else ""
         if usage not in _SPLIT_DIR or _SPLIT_DIR[usage] != parts[0] or parts[1].lower() not in EMOTIONS:
-            raise DataError(
-                f"Unexpected image {rel} in {where}: expected {LAYOUT} with <class> one of {classes}"
-            )
+            raise DataError(f"Unexpected image {rel} in {where}: expected {LAYOUT} with <class> one of {classes}")
         rows.append((USAGES.index(usage), parts[2], rel, EMOTIONS.index(parts[1].lower())))
     if not rows:
         raise DataError(f"No FER2013 images in {where}: expected {LAYOUT}")
@@ -234,16 +227,13 @@ def _read_layout(
     return Fer2013Arrays(images, labels, usage, np.array(names, dtype=str)[kept], skipped)
 
 
-def read_csv(
-    f: TextIO, where: str, on_bad_image: OnBadImage = "error", progress: bool = True
-) -> Fer2013Arrays:
+def read_csv(f: TextIO, where: str, on_bad_image: OnBadImage = "error", progress: bool = True) -> Fer2013Arrays:
     """Parse ``emotion,pixels,Usage`` rows (column order free; extra columns ignored)."""
     reader = csv.reader(f)
     header = [h.strip() for h in next(reader, [])]
     if any(c not in header for c in CSV_COLUMNS):
         raise DataError(
-            f"{where} has columns {','.join(header) or '(none)'}: "
-            f"expected {','.join(CSV_COLUMNS)} (fer2013.csv)"
+            f"{where} has columns {','.join(header) or '(none)'}: expected {','.join(CSV_COLUMNS)} (fer2013.csv)"
         )
     ie, ip, iu = (header.index(c) for c in CSV_COLUMNS)
     images: list[np.ndarray] = []
@@ -254,14 +244,10 @@ def read_csv(
     first_reason = ""
     n = SIZE * SIZE
     emotion_ids = {str(k) for k in range(len(EMOTIONS))}
-    for i, row in enumerate(
-        tqdm(reader, desc="Parsing FER2013 CSV", unit="row", disable=not progress, leave=False)
-    ):
+    for i, row in enumerate(tqdm(reader, desc="Parsing FER2013 CSV", unit="row", disable=not progress, leave=False)):
         line = reader.line_num
         if len(row) != len(header):
-            raise DataError(
-                f"{where} line {line}: {len(row)} fields, expected {len(header)} ({','.join(header)})"
-            )
+            raise DataError(f"{where} line {line}: {len(row)} fields, expected {len(header)} ({','.join(header)})")
         emotion, use = row[ie].strip(), row[iu].strip()
         if emotion not in emotion_ids:
             raise DataError(f"{where} line {line}: emotion {emotion!r}, expected an id 0-{len(EMOTIONS) - 1}")

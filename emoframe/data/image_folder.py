@@ -52,24 +52,20 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         check_choice(on_bad_image, "on_bad_image", ("error", "skip"))
         self.root = Path(root).expanduser()
         self.split_dirs = {"train": train_split, "val": val_split, "test": test_split}
-        expected = (
-            f"expected {self.root}/<split>/<class>/*.jpg with splits {', '.join(self.split_dirs.values())}"
-        )
+        expected = f"expected {self.root}/<split>/<class>/*.jpg with splits {', '.join(self.split_dirs.values())}"
         if not self.root.is_dir():
             raise DataError(f"Image folder not found at {self.root}: {expected}")
         missing = [s for s in dict.fromkeys(self.split_dirs.values()) if not (self.root / s).is_dir()]
         if missing:
             found = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
             raise DataError(
-                f"No '{missing[0]}' folder in {self.root}: {expected}; "
-                f"found folders {', '.join(found) or 'none'}"
+                f"No '{missing[0]}' folder in {self.root}: {expected}; found folders {', '.join(found) or 'none'}"
             )
         self.class_map = dict(class_map or {})
         for folder, target in self.class_map.items():
             if target is not None and target not in EMOTIONS:
                 raise DataError(
-                    f"data.class_map.{folder}: '{target}' is not an emotion; "
-                    f"accepted: {', '.join(EMOTIONS)} or null"
+                    f"data.class_map.{folder}: '{target}' is not an emotion; accepted: {', '.join(EMOTIONS)} or null"
                 )
         super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed)
         self.cache_dir = cache_dir

@@ -31,9 +31,7 @@ def _albumentations_names() -> list[str]:
     return sorted(
         n
         for n, obj in vars(A).items()
-        if inspect.isclass(obj)
-        and issubclass(obj, (A.BasicTransform, A.BaseCompose))
-        and not n.startswith("_")
+        if inspect.isclass(obj) and issubclass(obj, (A.BasicTransform, A.BaseCompose)) and not n.startswith("_")
     )
 
 
@@ -53,9 +51,7 @@ def _build_one(entry: Mapping[str, Any], where: str) -> Any:
     kwargs = {str(k): _plain(v) for k, v in entry.items() if k != "name"}
     name = str(entry["name"])
     if name in _OWN_STEPS:
-        raise RecipeError(
-            f"{where}.name: remove {name}: the pipeline already does it (set by {_OWN_STEPS[name]})"
-        )
+        raise RecipeError(f"{where}.name: remove {name}: the pipeline already does it (set by {_OWN_STEPS[name]})")
     cls = getattr(A, name, None) if not name.startswith("_") else None
     if not (inspect.isclass(cls) and issubclass(cls, (A.BasicTransform, A.BaseCompose))):
         if name in TRANSFORMS:  # a user transform registered with @TRANSFORMS.register(...)
@@ -72,9 +68,7 @@ def _build_one(entry: Mapping[str, Any], where: str) -> Any:
             if key not in params:
                 close = difflib.get_close_matches(key, list(params), n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise RecipeError(
-                    f"{where}.{key}: {name} has no argument '{key}'.{hint} Accepted: {', '.join(params)}"
-                )
+                raise RecipeError(f"{where}.{key}: {name} has no argument '{key}'.{hint} Accepted: {', '.join(params)}")
     try:
         return cls(**kwargs)
     except Exception as err:  # pydantic ValidationError, TypeError, ValueError from albumentations
@@ -182,9 +176,7 @@ def build_transform(
     for key, value in (("mean", mean), ("std", std)):
         values = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if values.ndim != 1 or len(values) not in (1, channels):
-            raise RecipeError(
-                f"data.{key}: expected one number or {channels} (one per channel), got {value!r}"
-            )
+            raise RecipeError(f"data.{key}: expected one number or {channels} (one per channel), got {value!r}")
     if np.any(np.asarray(std, dtype=np.float64) <= 0):
         raise RecipeError(f"data.std: must be > 0, got {std!r}")
     return ImageTransform(build_augment(augment, where), image_size, source_size, channels, mean, std, seed)
