@@ -26,6 +26,13 @@ def run(cmd: list[str], log: Path) -> str:
     return log.read_text()
 
 
+def _relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(REPO)
+    except ValueError:
+        return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("recipe")
@@ -63,7 +70,7 @@ def main() -> None:
         f"| recipe | overrides | PrivateTest accuracy | macro F1 | best epoch | fit wall time |\n|---|---|---|---|---|---|\n"
         f"| `{ns.recipe}` | `{' '.join(ns.overrides) or '-'}` | {metrics['test/acc']:.4f} | {metrics['test/macro_f1']:.4f} | "
         f"{epochs} | {fit_s / 60:.1f} min |\n\n"
-        f"Per-class recall on PrivateTest: {recall}.  Confusion matrix: `{run_dir / 'test'}`."
+        f"Per-class recall on PrivateTest: {recall}.  Confusion matrix: `{_relative(run_dir / 'test')}`."
     )
     write_section(f"fer2013-{name}", body)
 
