@@ -48,6 +48,13 @@ def _load(recipe: str | None, overrides: list[str], ckpt: str | None) -> dict[st
     raise RecipeError("Give a recipe file (recipes/*.yaml), or --ckpt PATH to a checkpoint written by emoframe")
 
 
+def finish_runs() -> None:
+    """Close the W&B run, so a later command in the same process starts its own instead of reusing it."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
 def cmd_fit(ns: argparse.Namespace) -> None:
     from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
 
@@ -180,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"emoframe: error: {err}", file=sys.stderr)
             return 2
         raise
+    finally:
+        finish_runs()
     return 0
 
 
