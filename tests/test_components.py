@@ -39,11 +39,23 @@ def test_heads(name: str) -> None:
     assert head(torch.randn(3, 16)).shape == (3, 7)
 
 
-def test_every_loss_runs_on_logits() -> None:
-    for name in LOSSES.names():
-        loss = LOSSES.build({"name": name}, "loss")
-        value = loss(torch.randn(4, 7), torch.tensor([0, 1, 2, 6]))
-        assert value.ndim == 0 and torch.isfinite(value)
+LOSS_INPUTS = {
+    "ce": lambda: (torch.randn(4, 7), torch.tensor([0, 1, 2, 6])),  # logits, class ids
+    "ccc": lambda: (torch.randn(16, 2), torch.randn(16, 2)),  # predictions, targets (arousal, valence)
+}
+
+
+def test_every_loss_has_test_inputs() -> None:
+    assert set(LOSSES.names()) == set(LOSS_INPUTS)
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_INPUTS))
+def test_every_loss_gives_a_finite_scalar_with_gradient(name: str) -> None:
+    pred, target = LOSS_INPUTS[name]()
+    pred.requires_grad_(True)
+    value = LOSSES.build({"name": name}, "loss")(pred, target)
+    value.backward()
+    assert value.ndim == 0 and torch.isfinite(value) and torch.isfinite(pred.grad).all()
 
 
 def test_cross_entropy_class_weights_and_smoothing() -> None:

@@ -1,5 +1,6 @@
 """Losses: plain ``nn.Module``s.  A loss that needs training-set statistics defines ``set_class_counts``."""
 
+from emoframe.losses.ccc import CCCLoss, concordance
 from emoframe.losses.classification import CrossEntropy
 
-__all__ = ["CrossEntropy"]
+__all__ = ["CCCLoss", "CrossEntropy", "concordance"]
