@@ -77,6 +77,7 @@ def decode_files(
     where: str,
     desc: str,
     progress: bool = True,
+    prepare: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read and decode ``names`` into a (K, size, size) uint8 array.
 
@@ -85,6 +86,10 @@ def decode_files(
     with ``on_bad_image="error"`` and is skipped with ``"skip"`` (one summary line is printed).
     A small thread pool overlaps file reads and decoding (both release the GIL): little gain on FER2013's
     tiny JPEGs in a zip, more on folders of large images.
+
+    ``prepare`` (e.g. a face pipeline) replaces the resize: it maps the full-size gray image to a
+    ``size`` x ``size`` array, or to None to leave the image out on purpose (not counted as bad; the
+    caller reports it). It runs in one thread, since dlib's models are not documented as thread-safe.
     """
     n = len(names)
     out = np.empty((n, size, size), dtype=np.uint8)
@@ -103,6 +108,11 @@ def decode_files(
                 continue
             if img is None:
                 reasons[i] = "not a decodable image"
+            elif prepare is not None:
+                prepared = prepare(img)
+                if prepared is not None:
+                    out[i] = prepared
+                    ok[i] = True
             elif img.shape != (size, size) and not resize:
                 reasons[i] = f"is {img.shape[1]}x{img.shape[0]}, expected {size}x{size}"
             else:
@@ -110,7 +120,7 @@ def decode_files(
                 ok[i] = True
         return stop - start
 
-    workers = max(1, min(8, os.cpu_count() or 1))
+    workers = 1 if prepare is not None else max(1, min(8, os.cpu_count() or 1))
     with (
         tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar,
         ThreadPoolExecutor(workers) as pool,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ from emoframe.data.cache import ArrayCache, folder_fingerprint, walk_files
 from emoframe.data.decode import DECODER, decode_files, is_image_name, report_skipped
 from emoframe.data.errors import DataError
 from emoframe.labels import EMOTIONS
-from emoframe.registry import DATAMODULES
+from emoframe.registry import DATAMODULES, TRANSFORMS
 
 READER_VERSION = 1
 
@@ -26,6 +27,10 @@ class ImageFolderDataModule(ImageClassificationDataModule):
     Class folders named like ``EMOTIONS`` (any case) need no mapping; others need ``class_map``, e.g.
     ``{happiness: happy, contempt: null}`` (``null`` drops a folder). Images may sit in sub-folders of
     a class folder. ``val_split``/``test_split`` may name the same folder.
+
+    ``faces:`` (settings of the ``face_crop`` pipeline, e.g. ``{threshold: -0.5, fallback: drop}``)
+    detects, aligns and crops the face of each full-size image instead of resizing it; the crops are
+    cached under the pipeline's settings and the face counts are reported once per split.
     """
 
     source_size = None  # arrays are stored at image_size
@@ -39,6 +44,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         class_map: dict[str, str | None] | None = None,
         cache_dir: str | None = None,
         on_bad_image: Literal["error", "skip"] = "error",
+        faces: dict[str, Any] | None = None,
         batch_size: int = 64,
         num_workers: int = 2,
         image_size: int = 48,
@@ -70,6 +76,14 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed)
         self.cache_dir = cache_dir
         self.on_bad_image = on_bad_image
+        self.faces = None
+        if faces is not None:  # built now so a typo in data.faces fails before any image is read
+            spec = {"name": "face_crop", **faces}
+            self.faces = TRANSFORMS.build(spec, "data.faces", **({} if "size" in faces else {"size": image_size}))
+            if not self.faces.grayscale:
+                raise DataError("data.faces.grayscale: image_folder stores gray images; leave grayscale true")
+            if self.faces.size != image_size:
+                raise DataError(f"data.faces.size: {self.faces.size} differs from data.image_size {image_size}")
 
     def prepare_data(self) -> None:
         """Decode once and fill the on-disk cache (Lightning runs this on one process per node)."""
@@ -102,7 +116,8 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         labels_of = {f: self.label_of(f, base) for f in folders}
         used = [f for f in folders if labels_of[f] is not None]
         fingerprint = folder_fingerprint(base, keep=lambda rel: rel.split("/", 1)[0] in used)
-        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image_size)
+        faces = self.faces.settings() if self.faces is not None else None
+        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image_size, faces)
         cache = ArrayCache(self.cache_dir)
         hit = cache.get("image-folder", parts)
         if hit is None:
@@ -114,10 +129,14 @@ class ImageFolderDataModule(ImageClassificationDataModule):
                 resize=True,
                 on_bad_image=self.on_bad_image,
                 where=str(base),
-                desc=f"Decoding {split_dir}",
+                desc=f"Decoding {split_dir}" + (" (faces)" if self.faces is not None else ""),
+                prepare=self.faces,
             )
             names = np.array(rels, dtype=str)[kept]
             hit = {"images": images, "names": names, "skipped": np.asarray(skipped, dtype=str)}
+            if self.faces is not None:
+                hit["face_report"] = np.asarray(self.faces.report(str(base)))
+                self.faces.stats.clear()
             cache.put("image-folder", parts, hit)
         elif len(hit["skipped"]):
             if self.on_bad_image == "error":
@@ -126,6 +145,8 @@ class ImageFolderDataModule(ImageClassificationDataModule):
                     "on_bad_image: skip); fix it or set on_bad_image: skip"
                 )
             report_skipped(list(hit["skipped"]), len(hit["names"]) + len(hit["skipped"]), f"{base} (cached)")
+        if "face_report" in hit:
+            print(f"{hit['face_report']} (cached)", file=sys.stderr, flush=True)
         names = hit["names"]
         labels = np.array([labels_of[str(n).split("/", 1)[0]] for n in names], dtype=np.int64)
         prefixed = np.char.add(f"{split_dir}/", names.astype(str)) if len(names) else names
