@@ -28,6 +28,7 @@ from emoframe.registry import (
     SCHEDULERS,
     TASKS,
     RecipeError,
+    accepted_parameters,
     check_arguments,
     load_plugins,
 )
@@ -56,20 +57,46 @@ def build_datamodule(cfg: dict[str, Any]) -> pl.LightningDataModule:
     return DATAMODULES.build(_section(cfg, "data"), "data")
 
 
+TASK_INJECTED = ("backbone", "head", "loss", "class_names", "optimizer", "scheduler")
+
+
+def _data_inputs(
+    model: dict[str, Any], task_args: dict[str, Any], params: set[str], datamodule: pl.LightningDataModule
+) -> dict[str, Any]:
+    """Derived task arguments beyond the image: ``feature_dim`` for a task whose signature takes it."""
+    if "feature_dim" not in params or "feature_dim" in task_args:
+        return {}
+    feature_dim = int(getattr(datamodule, "feature_dim", 0) or 0)
+    if feature_dim < 1:
+        task = model.get("name") or model.get("class_path")
+        raise RecipeError(
+            f"model: task '{task}' fuses the image with a feature vector, but the datamodule yields none: "
+            "add data.features, e.g. data.features='[{name: hog}, {name: landmarks68}]'"
+        )
+    return {"feature_dim": feature_dim}
+
+
 def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_training: bool = True) -> Task:
-    """Backbone (in_chans from the data) -> head (sized from the backbone and the classes) -> task."""
+    """Backbone (in_chans from the data) -> head (sized from the backbone, the task and the classes) -> task."""
     model = dict(_section(cfg, "model"))
     backbone_cfg = model.pop("backbone", None)
     if not backbone_cfg:
         raise RecipeError("Missing required value model.backbone (e.g. {name: timm, model: resnet18})")
+    head_cfg = model.pop("head", None) or {"name": "linear"}
+    target, task_args = TASKS.resolve(model, "model")
+    params = accepted_parameters(target)
+    data_inputs = _data_inputs(model, task_args, params or set(), datamodule)
+    provided = tuple(k for k in TASK_INJECTED if params is None or k in params)
+    check_arguments(target, {**task_args, **data_inputs}, "model", provided=provided)  # before head_in_features
     backbone = BACKBONES.build(backbone_cfg, "model.backbone", in_chans=getattr(datamodule, "channels", 3))
     num_features = getattr(backbone, "num_features", None)
     if not isinstance(num_features, int):
         raise RecipeError("model.backbone: the backbone must expose an int attribute 'num_features'")
+    head_in = getattr(target, "head_in_features", None)
     head = HEADS.build(
-        model.pop("head", None) or {"name": "linear"},
+        head_cfg,
         "model.head",
-        in_features=num_features,
+        in_features=head_in(num_features, **task_args, **data_inputs) if head_in else num_features,
         num_outputs=datamodule.num_classes,  # type: ignore[attr-defined]
     )
     loss = LOSSES.build(_section(cfg, "loss"), "loss")
@@ -91,6 +118,7 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
         class_names=list(getattr(datamodule, "class_names", [])),
         optimizer=optimizer,
         scheduler=scheduler,
+        **data_inputs,
     )
     if not isinstance(task, Task):
         raise RecipeError(f"model: {type(task).__name__} is not an emoframe Task (subclass emoframe.tasks.Task)")
@@ -140,7 +168,9 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
     if stage == "fit":
         for key, spec in (cfg.get("callbacks") or {}).items():
             if spec:  # a null entry switches off a callback inherited from a base recipe
-                callbacks.append(CALLBACKS.build(spec, f"callbacks.{key}", dirpath=str(run_dir / "checkpoints")))
+                where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
+                checkpoints = str(run_dir / "checkpoints")
+                callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
     log_dir = run_dir if stage == "fit" else run_dir / stage
     loggers = [
         LOGGERS.build(

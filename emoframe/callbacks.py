@@ -14,6 +14,7 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
+from emoframe.finetune import FreezeUnfreeze  # noqa: F401  (registers freeze_unfreeze)
 from emoframe.registry import CALLBACKS, LOGGERS
 
 CALLBACKS.register("model_checkpoint")(ModelCheckpoint)

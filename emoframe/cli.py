@@ -84,7 +84,11 @@ def _evaluate(ns: argparse.Namespace, stage: str) -> None:
         outputs = built.trainer.predict(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path)
         if built.trainer.is_global_zero:
             path = Path(ns.output) if ns.output else built.run_dir / "predict" / "predictions.csv"
-            write_predictions(outputs or [], list(built.task.class_names), path)  # type: ignore[arg-type]
+            writer = getattr(built.task, "write_predictions", None)  # a task with its own output format
+            if callable(writer):
+                writer(outputs or [], built.datamodule, path)
+            else:
+                write_predictions(outputs or [], list(built.task.class_names), path)  # type: ignore[arg-type]
             print(f"Predictions: {path}")
         return
     run = built.trainer.validate if stage == "validate" else built.trainer.test
@@ -153,7 +157,7 @@ def make_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage, help=f"{stage} a trained model")
         recipe_args(p)
         p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
-        p.add_argument("--output", help="where to write outputs (predict: CSV path)")
+        p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
     p = sub.add_parser("list", help="list registered components")
     p.add_argument("kind", nargs="?", help="e.g. backbones, losses, datamodules")

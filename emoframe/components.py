@@ -4,6 +4,7 @@ import emoframe.backbones
 import emoframe.callbacks
 import emoframe.data
 import emoframe.faces
+import emoframe.features
 import emoframe.heads
 import emoframe.losses
 import emoframe.optim

@@ -267,8 +267,21 @@ LOGGERS = Registry("logger")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULERS = Registry("scheduler")
 TRANSFORMS = Registry("transform")
+FEATURES = Registry("feature extractor", "features")
 
 REGISTRIES: dict[str, Registry] = {
     r.plural: r
-    for r in (BACKBONES, HEADS, LOSSES, DATAMODULES, TASKS, CALLBACKS, LOGGERS, OPTIMIZERS, SCHEDULERS, TRANSFORMS)
+    for r in (
+        BACKBONES,
+        HEADS,
+        LOSSES,
+        DATAMODULES,
+        TASKS,
+        CALLBACKS,
+        LOGGERS,
+        OPTIMIZERS,
+        SCHEDULERS,
+        TRANSFORMS,
+        FEATURES,
+    )
 }

@@ -36,6 +36,23 @@ def fer2013_zip() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fer_faces(fer2013_zip: Path):
+    """64 real FER2013 training faces (uint8 (64, 48, 48)), nine or ten per class, read straight from the zip."""
+    import zipfile
+
+    import cv2
+    import numpy as np
+
+    from emoframe.labels import EMOTIONS
+
+    with zipfile.ZipFile(fer2013_zip) as z:
+        names = sorted(n for n in z.namelist() if n.endswith(".jpg") and n.startswith("train/"))
+        picked = [n for e in EMOTIONS for n in [m for m in names if m.startswith(f"train/{e}/")][:10]][:64]
+        faces = [cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_GRAYSCALE) for n in picked]
+    return np.stack(faces)
+
+
+@pytest.fixture(scope="session")
 def fer_sample() -> dict[str, bytes]:
     """Two FER2013 JPEGs per (usage, class), keyed by layout path: real ones from the zip when present,
     else synthetic 48x48 grayscale JPEGs, so layout, cache and error tests run without the data."""
@@ -87,3 +104,27 @@ def write_fer(tmp_path: Path, fer_sample: dict[str, bytes]):
         return root
 
     return write
+
+
+@pytest.fixture(scope="session")
+def recola_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated RECOLA-layout set (tests/data/make_recola.py): 8 five-second videos of real FER2013 faces."""
+    from tests.data.make_recola import make_recola
+
+    return make_recola(tmp_path_factory.mktemp("recola"), fer2013_zip)
+
+
+@pytest.fixture(scope="session")
+def afew_va_clip(data_dir: Path) -> Path:
+    clip = data_dir / "afew_va" / "001"
+    if not (clip / "001.json").is_file():
+        pytest.skip(f"AFEW-VA clip not found at {clip} (set EMOFRAME_DATA)")
+    return clip
+
+
+@pytest.fixture(scope="session")
+def afew_va_set(afew_va_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three 8-frame AFEW-VA-layout clips cut from the real clip 001 (tests/data/make_afew_va.py)."""
+    from tests.data.make_afew_va import make_afew_va_subset
+
+    return make_afew_va_subset(afew_va_clip, tmp_path_factory.mktemp("afew_va"))

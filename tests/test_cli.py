@@ -34,6 +34,7 @@ def test_list_prints_every_kind_with_docstrings(capsys: pytest.CaptureFixture[st
         "loggers:",
         "optimizers:",
         "schedulers:",
+        "features:",
     ):
         assert kind in out
     assert "fer2013" in out and "frame_classifier" in out and "Frame CNN classifier" in out

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
 import emoframe.components  # noqa: F401
 from emoframe.backbones.weights import WeightsError, load_pretrained
 from emoframe.losses.classification import inverse_frequency
-from emoframe.registry import BACKBONES, HEADS, LOSSES, OPTIMIZERS, SCHEDULERS, RecipeError
+from emoframe.registry import BACKBONES, CALLBACKS, FEATURES, HEADS, LOSSES, OPTIMIZERS, SCHEDULERS, RecipeError
 
 BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}}
 
@@ -28,6 +31,11 @@ def test_backbone_forward(name: str, in_chans: int) -> None:
     assert out.shape == (2, net.num_features)
 
 
+def test_timm_num_features_is_the_output_width_after_a_conv_head() -> None:
+    net = BACKBONES.build({"name": "timm", "model": "mobilenetv3_small_050"}, "model.backbone", in_chans=1).eval()
+    assert net(torch.randn(2, 1, 48, 48)).shape == (2, net.num_features) and net.num_features != net.model.num_features
+
+
 def test_unknown_timm_model_suggests() -> None:
     with pytest.raises(RecipeError, match="unknown timm model 'resnet181'. Similar: resnet18"):
         BACKBONES.build({"name": "timm", "model": "resnet181"}, "model.backbone")
@@ -37,6 +45,23 @@ def test_unknown_timm_model_suggests() -> None:
 def test_heads(name: str) -> None:
     head = HEADS.build({"name": name}, "model.head", in_features=16, num_outputs=7).eval()
     assert head(torch.randn(3, 16)).shape == (3, 7)
+
+
+FEATURE_DIMS = {"hog": 2592, "landmarks68": 136}  # Kumari's 2,728 together
+
+
+def test_every_feature_extractor_has_a_test_config() -> None:
+    assert set(FEATURES.names()) == set(FEATURE_DIMS)
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_DIMS))
+def test_feature_extractors_on_real_faces(name: str, fer_faces: np.ndarray) -> None:
+    extractor = FEATURES.build({"name": name}, "data.features[0]")
+    values = extractor(fer_faces[:8])
+    assert extractor.dim == FEATURE_DIMS[name] and values.shape == (8, extractor.dim)
+    assert values.dtype == np.float32 and np.isfinite(values).all() and values.std(axis=0).max() > 0
+    # picklable and deterministic: extraction runs in worker processes and is cached by settings
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(extractor))(fer_faces[:8]), values)
 
 
 LOSS_INPUTS = {
@@ -119,6 +144,35 @@ def test_schedule_bad_argument() -> None:
         SCHEDULERS.partial(
             {"name": "poly", "powr": 2}, "scheduler", provided=("optimizer", "total_steps", "steps_per_epoch")
         )
+
+
+CALLBACK_CFGS = {
+    "model_checkpoint": {"monitor": "val/acc", "mode": "max"},
+    "early_stopping": {"monitor": "val/loss"},
+    "lr_monitor": {"logging_interval": "epoch"},
+    "progress_bar": {},
+    "rich_progress_bar": {},
+    "freeze_unfreeze": {
+        "module": "backbone",
+        "epochs": 5,
+        "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.9, "nesterov": True},
+        "scheduler": {"name": "plateau", "monitor": "val/loss"},
+    },
+}
+
+
+def test_every_callback_has_a_test_config() -> None:
+    assert set(CALLBACKS.names()) == set(CALLBACK_CFGS)
+
+
+@pytest.mark.parametrize("name", sorted(CALLBACK_CFGS))
+def test_callbacks_build_with_what_the_builder_injects(name: str, tmp_path: Path) -> None:
+    if name == "rich_progress_bar":
+        pytest.importorskip("rich")
+    where = f"callbacks.{name}"
+    callback = CALLBACKS.build({"name": name, **CALLBACK_CFGS[name]}, where, dirpath=str(tmp_path), recipe_key=where)
+    assert isinstance(callback, pl.Callback)
+    assert isinstance(callback.state_dict(), dict)  # checkpoints store every callback's state
 
 
 def test_load_pretrained_strips_prefixes_and_reports(tmp_path: Path) -> None:

@@ -70,13 +70,13 @@ def test_killed_extraction_resumes_to_the_same_cache(clips: list[Path], tmp_path
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(killed_dir.glob("face-track-*.npz"))) < 2:
-        time.sleep(0.05)
+    deadline = time.monotonic() + 600  # generous: the machine may be loaded; no timing is asserted
+    while time.monotonic() < deadline and proc.poll() is None and not list(killed_dir.glob("face-track-*.npz")):
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list(killed_dir.glob("face-track-*.npz")))
-    assert 2 <= done < len(clips), "the kill should land midway"
+    assert 1 <= done < len(clips), "the kill should land midway"
     resumed = FaceTrackCache(FacePipeline(**SETTINGS), killed_dir, progress=False)
     assert sum(resumed.get(c) is not None for c in clips) == done  # finished entries are complete and kept
     tracks = resumed.build(clips)

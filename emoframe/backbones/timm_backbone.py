@@ -33,7 +33,8 @@ class TimmBackbone(nn.Module):
         self.model = timm.create_model(
             model, pretrained=False, num_classes=0, in_chans=in_chans, drop_rate=drop_rate, **extra
         )
-        self.num_features: int = int(self.model.num_features)
+        # the pooled output's width: models with a conv head after pooling (MobileNetV3) report it separately
+        self.num_features: int = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         if weights:
             load_pretrained(self.model, weights)
 

@@ -1,9 +1,10 @@
 """emoframe's data layer: FER2013 and image-folder datamodules, their readers, cache and transforms.
 
-Importing this package registers the datamodules (``fer2013``, ``image_folder``) in
-``emoframe.registry.DATAMODULES``.
+Importing this package registers the datamodules (``fer2013``, ``image_folder``, ``recola``, ``afew_va``)
+in ``emoframe.registry.DATAMODULES``.
 """
 
+from emoframe.data.afew_va import AfewVaDataModule
 from emoframe.data.base import ImageClassificationDataModule
 from emoframe.data.cache import ArrayCache, default_cache_dir
 from emoframe.data.datasets import ImageArrayDataset, stratified_subset
@@ -11,10 +12,12 @@ from emoframe.data.errors import DataError
 from emoframe.data.fer2013 import Fer2013DataModule
 from emoframe.data.fer2013_sources import USAGES, Fer2013Arrays, load_fer2013
 from emoframe.data.image_folder import ImageFolderDataModule
+from emoframe.data.recola import RecolaDataModule
 from emoframe.data.transforms import ImageTransform, build_augment, build_transform
 
 __all__ = [
     "USAGES",
+    "AfewVaDataModule",
     "ArrayCache",
     "DataError",
     "Fer2013Arrays",
@@ -23,6 +26,7 @@ __all__ = [
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "ImageTransform",
+    "RecolaDataModule",
     "build_augment",
     "build_transform",
     "default_cache_dir",

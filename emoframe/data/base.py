@@ -1,7 +1,8 @@
 """Base datamodule for image classification over in-memory uint8 grayscale arrays.
 
 Subclasses only implement ``load_splits``; this class owns the per-split pipelines, the ``subset`` pick,
-the label bookkeeping and the loaders. Under DDP the val/test/predict loaders get Lightning's
+the optional hand-crafted ``features`` (extracted once per split from the un-augmented faces, cached
+on disk, standardised with the train split's statistics), the label bookkeeping and the loaders. Under DDP the val/test/predict loaders get Lightning's
 ``UnrepeatedDistributedSampler``: Lightning leaves a loader whose sampler is already a
 ``DistributedSampler`` alone, so it does not pad the last batch with repeated samples and metrics and
 sample counts stay exact (ranks may differ by one sample, which is safe outside training).
@@ -44,6 +45,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         std: float | list[float] = 0.5,
         subset: int | None = None,
         seed: int = 0,
+        features: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         _check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", "an integer >= 1", batch_size)
@@ -61,6 +63,13 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         # Built now so a bad augment recipe fails at construction, before any data is read.
         self.train_transform: ImageTransform = build_transform(augment, image_size, source, channels, mean, std, seed)
         self.eval_transform: ImageTransform = build_transform(None, image_size, source, channels, mean, std, seed)
+        # Built now so a typo in data.features fails before any data is read.
+        from emoframe.features import build_extractors  # not at import time: emoframe.features imports this package
+
+        self.extractors = build_extractors(features)
+        self.feature_mean: np.ndarray | None = None  # train statistics used to standardise every split
+        self.feature_std: np.ndarray | None = None
+        self.feature_stats: dict[str, dict[str, dict[str, int]]] = {}  # split -> extractor -> counters
         self._datasets: dict[str, ImageArrayDataset] = {}
         self.save_hyperparameters()
 
@@ -83,31 +92,63 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         return self._channels
 
     @property
+    def feature_dim(self) -> int:
+        """Length of the feature vector each item carries (0 without ``features``)."""
+        return sum(e.dim for e in self.extractors)
+
+    @property
     def train_label_counts(self) -> np.ndarray:
         """Images per class in the (subset) train split, e.g. for class weights; loads the data if needed."""
         return self.dataset("train").label_counts(self.num_classes)
 
     # --- Lightning hooks -----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
-        """Load every split once (all stages share the arrays), apply ``subset``, build datasets."""
+        """Load every split once (all stages share the arrays), apply ``subset``, add features, build datasets."""
         if self._datasets:
             return
         splits = self.load_splits()
-        built: dict[int, ImageArrayDataset] = {}  # val and test may be the same arrays (fer32)
+        picked: dict[str, SplitArrays] = {}
+        same_as: dict[str, str] = {}  # val and test may be the same arrays (fer32): one dataset
         for split in SPLITS:
             images, labels, names = splits[split]
             if len(labels) == 0:
                 raise DataError(f"{type(self).__name__}: the {split} split has no images")
-            transform = self.train_transform if split == "train" else self.eval_transform
-            key = id(images) if split != "train" else -1
-            if key in built:
-                self._datasets[split] = built[key]
+            earlier = [s for s in picked if s != "train" and splits[s][0] is images]
+            if split != "train" and earlier:
+                same_as[split] = earlier[0]
                 continue
             if self.subset is not None and self.subset < len(labels):
                 keep = stratified_subset(labels, self.subset, self.seed)
                 images, labels = images[keep], labels[keep]
                 names = names[keep] if names is not None else None
-            self._datasets[split] = built[key] = ImageArrayDataset(images, labels, transform, names)
+            picked[split] = (images, labels, names)
+        features = self._features({split: arrays[0] for split, arrays in picked.items()})
+        for split in SPLITS:
+            if split in same_as:
+                self._datasets[split] = self._datasets[same_as[split]]
+                continue
+            images, labels, names = picked[split]
+            transform = self.train_transform if split == "train" else self.eval_transform
+            self._datasets[split] = ImageArrayDataset(images, labels, transform, names, features.get(split))
+
+    def _features(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each split's features from the un-augmented faces (cached), standardised with the train split's."""
+        if not self.extractors:
+            return {}
+        from emoframe.features import extract_features
+
+        cache_dir = getattr(self, "cache_dir", None)
+        out = {}
+        for split, arrays in images.items():
+            found = extract_features(arrays, self.extractors, cache_dir=cache_dir, desc=split)
+            self.feature_stats[split] = found.stats
+            out[split] = found.values
+        self.feature_mean, self.feature_std = _column_stats(out["train"])
+        for values in out.values():
+            for rows in range(0, len(values), 4096):  # in place, in blocks: no full-size temporary
+                values[rows : rows + 4096] -= self.feature_mean
+                values[rows : rows + 4096] /= self.feature_std
+        return out
 
     def dataset(self, split: str) -> ImageArrayDataset:
         """The dataset of ``train``, ``val``, ``test`` (or ``predict`` = test); sets up on first use."""
@@ -151,6 +192,20 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         replicas = kwargs.get("num_replicas", trainer.world_size)
         rank = kwargs.get("rank", trainer.global_rank)
         return UnrepeatedDistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=False)
+
+
+def _column_stats(values: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """float32 mean and std of each column (float64 sums over row blocks; constant columns get std 1)."""
+    total = np.zeros(values.shape[1])
+    for rows in range(0, len(values), block):
+        total += values[rows : rows + block].sum(axis=0, dtype=np.float64)
+    mean = total / len(values)
+    squares = np.zeros(values.shape[1])
+    for rows in range(0, len(values), block):
+        squares += ((values[rows : rows + block] - mean) ** 2).sum(axis=0)
+    std = np.sqrt(squares / len(values))
+    std[std < 1e-6] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _check(ok: bool, key: str, expected: str, value: Any) -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 
-class ImageArrayDataset(Dataset[tuple[torch.Tensor, int]]):
+class ImageArrayDataset(Dataset[tuple[Any, ...]]):
     """``(transform(images[i]), labels[i])`` over uint8 (N, H, W) images and int labels.
 
     Without a transform an item is the raw uint8 image as a (1, H, W) tensor. ``names`` (optional, e.g.
-    file names) lets prediction writers say which image a row is.
+    file names) lets prediction writers say which image a row is. With ``features`` (float32 (N, D),
+    computed from the un-augmented images) an item is ``(image, features[i], label)``: the transform
+    augments the image only.
     """
 
     def __init__(
@@ -22,13 +25,17 @@ class ImageArrayDataset(Dataset[tuple[torch.Tensor, int]]):
         labels: np.ndarray,
         transform: Callable[[np.ndarray], torch.Tensor] | None = None,
         names: np.ndarray | None = None,
+        features: np.ndarray | None = None,
     ) -> None:
         if images.dtype != np.uint8 or images.ndim != 3:
             raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
         if len(images) != len(labels) or (names is not None and len(names) != len(images)):
             n_names = "no" if names is None else len(names)
             raise ValueError(f"{len(images)} images but {len(labels)} labels and {n_names} names")
+        if features is not None and (features.ndim != 2 or len(features) != len(images)):
+            raise ValueError(f"features must be (N, D) for {len(images)} images, got {features.shape}")
         self.images = np.ascontiguousarray(images)
+        self.features = None if features is None else np.ascontiguousarray(features, dtype=np.float32)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
         self.names = names
@@ -36,9 +43,11 @@ class ImageArrayDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         image = self.images[index]
         x = self.transform(image) if self.transform is not None else torch.from_numpy(image.copy()).unsqueeze(0)
+        if self.features is not None:
+            return x, torch.from_numpy(self.features[index].copy()), int(self.labels[index])
         return x, int(self.labels[index])
 
     def label_counts(self, num_classes: int) -> np.ndarray:

@@ -17,7 +17,8 @@ class Fer2013DataModule(ImageClassificationDataModule):
     (3,589), report PrivateTest (3,589). ``"fer32"`` (Ng et al., 2015) trains on Training+PublicTest
     (32,298) and validates and tests on PrivateTest. Decoded arrays are cached (see ``cache_dir``), so
     only the first run decodes JPEGs. Construction only checks that ``root`` exists; data is read in
-    ``prepare_data``/``setup``.
+    ``prepare_data``/``setup``. ``features`` (e.g. ``[{name: hog}, {name: landmarks68}]``) adds Kumari's
+    hand-crafted feature vector to every item: ``(image, features, label)``.
     """
 
     def __init__(
@@ -35,11 +36,12 @@ class Fer2013DataModule(ImageClassificationDataModule):
         std: float | list[float] = 0.5,
         subset: int | None = None,
         seed: int = 0,
+        features: list[dict[str, Any]] | None = None,
     ) -> None:
         check_choice(variant, "variant", ("fer28", "fer32"))
         check_choice(on_bad_image, "on_bad_image", ("error", "skip"))
         find_source(root)  # one-line error now if root is missing or of another layout (no data read)
-        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed)
+        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed, features)
         self.root = root
         self.variant = variant
         self.cache_dir = cache_dir

@@ -54,6 +54,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         std: float | list[float] = 0.5,
         subset: int | None = None,
         seed: int = 0,
+        features: list[dict[str, Any]] | None = None,
     ) -> None:
         check_choice(on_bad_image, "on_bad_image", ("error", "skip"))
         self.root = Path(root).expanduser()
@@ -73,7 +74,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
                 raise DataError(
                     f"data.class_map.{folder}: '{target}' is not an emotion; accepted: {', '.join(EMOTIONS)} or null"
                 )
-        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed)
+        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed, features)
         self.cache_dir = cache_dir
         self.on_bad_image = on_bad_image
         self.faces = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +88,20 @@ def extract_track(video: str | Path, pipeline: FacePipeline, batch: int = 32) ->
     return FaceTrack(crops, status, boxes, landmarks, fps, time.perf_counter() - t0)
 
 
-def _track_worker(video: str, pipeline: FacePipeline, cache_dir: str | None, parts: list) -> tuple[str, str | None]:
+def _track_worker(
+    video: str,
+    pipeline: FacePipeline,
+    cache_dir: str | None,
+    parts: list,
+    extract: Callable[[str, FacePipeline], FaceTrack] = extract_track,
+    label: str = "face-track",
+) -> tuple[str, str | None]:
     """Extract and store one video (in a worker process); returns (video, error line or None)."""
     try:
-        track = extract_track(video, pipeline)
+        track = extract(video, pipeline)
     except DataError as err:
         return video, str(err)
-    ArrayCache(cache_dir).put("face-track", parts, track.arrays())
+    ArrayCache(cache_dir).put(label, parts, track.arrays())
     return video, None
 
 
@@ -102,8 +109,13 @@ class FaceTrackCache:
     """Face tracks of many videos, computed once in parallel worker processes, resumable.
 
     ``on_bad_video: error`` stops at the first unreadable video with its one-line reason; ``skip``
-    leaves it out, counts it and reports the count.
+    leaves it out, counts it and reports the count. Subclasses change what a source is (a video by
+    default; ``emoframe.faces.folders`` reads image-sequence folders) through ``label``, ``extract``
+    and ``parts``.
     """
+
+    label = "face-track"
+    extract = staticmethod(extract_track)
 
     def __init__(
         self,
@@ -126,7 +138,7 @@ class FaceTrackCache:
 
     def get(self, video: str | Path) -> FaceTrack | None:
         """The cached track of one video, or None if it was never extracted."""
-        hit = self.cache.get("face-track", self.parts(video))
+        hit = self.cache.get(self.label, self.parts(video))
         return FaceTrack.from_arrays(hit) if hit is not None else None
 
     def build(self, videos: Sequence[str | Path], desc: str = "Face tracks") -> dict[str, FaceTrack]:
@@ -135,7 +147,7 @@ class FaceTrackCache:
         todo = [v for v in videos if v not in self.skipped and self.get(v) is None]
         t0 = time.perf_counter()
         if todo:
-            jobs = [(v, self.pipeline, self.cache_dir, self.parts(v)) for v in todo]
+            jobs = [(v, self.pipeline, self.cache_dir, self.parts(v), self.extract, self.label) for v in todo]
             with tqdm(total=len(todo), desc=desc, unit="video", disable=not self.progress, leave=False) as bar:
                 if self.workers == 1:
                     for job in jobs:

@@ -1,5 +1,6 @@
 """Metrics: torchmetrics collections (DDP-correct: states are synced across processes on compute)."""
 
 from emoframe.metrics.classification import ClassificationMetrics
+from emoframe.metrics.regression import ConcordanceMetric
 
-__all__ = ["ClassificationMetrics"]
+__all__ = ["ClassificationMetrics", "ConcordanceMetric"]

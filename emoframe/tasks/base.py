@@ -41,6 +41,11 @@ class Task(pl.LightningModule):
         self.recipe: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
         self.report_dir: Path | None = None  # where `test` writes reports; set by the builder
 
+    @classmethod
+    def head_in_features(cls, backbone_features: int, **task_args: Any) -> int:
+        """Width of the head's input for these recipe arguments (the builder sizes the head with it)."""
+        return backbone_features
+
     # -- data layout -----------------------------------------------------------------------------
     def to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
         """channels_last speeds CPU convolution up about threefold; inputs must match the weights."""

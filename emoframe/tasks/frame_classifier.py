@@ -17,6 +17,9 @@ from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
 class FrameClassifier(Task):
     """Frame CNN classifier: backbone -> head -> softmax over the emotion classes."""
 
+    inputs = 1
+    """Leading batch entries the model reads; the label is the entry after them (extra ones are ignored)."""
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -38,9 +41,13 @@ class FrameClassifier(Task):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.to_memory_format(x)))
 
+    def logits(self, batch: Any) -> torch.Tensor:
+        """The model's output for a batch ``(inputs..., [label])``."""
+        return self(*batch[: self.inputs])
+
     def _step(self, batch: Any, split: str) -> torch.Tensor:
-        x, y = batch[0], batch[1]
-        logits = self(x)
+        y = batch[-1]  # a datamodule with features yields (image, features, label): the frame model ignores them
+        logits = self.logits(batch)
         loss = self.loss(logits, y)
         self.metrics[f"{split}_metrics"].update(logits.detach(), y)
         self.log(
@@ -64,10 +71,10 @@ class FrameClassifier(Task):
         self._step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        probs = self(batch[0]).softmax(dim=-1)
+        probs = self.logits(batch).softmax(dim=-1)
         out = {"probs": probs, "pred": probs.argmax(dim=-1)}
-        if len(batch) > 1:
-            out["target"] = batch[1]
+        if len(batch) > self.inputs:
+            out["target"] = batch[-1]
         return out
 
     def _log_epoch(self, split: str) -> None:

@@ -1,0 +1,224 @@
+"""Clip-level features from per-frame CNN features (Knyazev et al., EmotiW 2017, sections 2.3.3 and 2.5).
+
+A clip is a ``(T, D)`` array: ``T >= 1`` frames of ``D`` penultimate-layer features. Every clip becomes
+one vector by aggregating over time, so an SVM can classify clips of any length:
+
+* ``mean``, ``std`` (population, ``ddof=0``: a one-frame clip has std 0), ``min``, ``max``: ``D`` values each;
+* ``stat`` = mean, std, min, max (Bargal et al.'s STAT); ``stat_star`` = mean, std, min (the paper's STAT*,
+  "STAT without max");
+* ``fft``: "the 1 dimensional Fourier transform (fft) for each neuron and then taking the average of that.
+  For instance, for VGG-Face for one video we have 4096 dimensional fft features": the magnitude of each
+  feature's DFT over time, averaged over the frequency bins, so ``D`` values whatever ``T`` is. The average
+  of the complex coefficients would just be the first frame (inverse DFT at t=0), hence the magnitude.
+  ``fft_length`` optionally zero-pads/truncates every clip to the same number of bins first.
+
+Then, as in the paper ("rescaling to range [-1, 1] and concatenation ... rootsift normalization
+(sign(x) sqrt(|x|/||x||_1)) and global standardization is also applied to concatenated features"):
+``MinMaxScaler((-1, 1))`` per column fitted on the training clips (test clips may fall outside [-1, 1];
+they are not clipped), ``RootSIFT`` per clip, ``StandardScaler`` per column fitted on the training clips.
+Per-column rescaling of the concatenation is the same as rescaling each aggregation separately.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from emoframe.data.errors import DataError
+from emoframe.registry import RecipeError, Registry
+
+Aggregation = Callable[[np.ndarray], np.ndarray]
+"""``(T, D)`` float64 frames -> ``(k * D,)`` clip vector."""
+
+AGGREGATIONS = Registry("aggregation")
+"""Aggregation names -> functions; ``@AGGREGATIONS.register("name")`` adds one."""
+
+PARTS: dict[str, tuple[str, ...]] = {"stat": ("mean", "std", "min", "max"), "stat_star": ("mean", "std", "min")}
+"""Composite aggregations and the atomic ones they concatenate, in order (to catch a part given twice)."""
+
+
+@AGGREGATIONS.register("mean")
+def agg_mean(frames: np.ndarray) -> np.ndarray:
+    """Mean over time: the paper's frame-feature averaging baseline (Table 2)."""
+    return frames.mean(axis=0)
+
+
+@AGGREGATIONS.register("std")
+def agg_std(frames: np.ndarray) -> np.ndarray:
+    """Population standard deviation over time (0 for a one-frame clip)."""
+    return frames.std(axis=0)
+
+
+@AGGREGATIONS.register("min")
+def agg_min(frames: np.ndarray) -> np.ndarray:
+    """Minimum over time."""
+    return frames.min(axis=0)
+
+
+@AGGREGATIONS.register("max")
+def agg_max(frames: np.ndarray) -> np.ndarray:
+    """Maximum over time (left out of STAT*: the paper found it hurt generalisation)."""
+    return frames.max(axis=0)
+
+
+@AGGREGATIONS.register("stat")
+def agg_stat(frames: np.ndarray) -> np.ndarray:
+    """STAT: mean, std, min, max concatenated (4 D values)."""
+    return np.concatenate([AGGREGATIONS.get(p)(frames) for p in PARTS["stat"]])
+
+
+@AGGREGATIONS.register("stat_star")
+def agg_stat_star(frames: np.ndarray) -> np.ndarray:
+    """STAT*: mean, std, min concatenated (3 D values), the paper's best statistics."""
+    return np.concatenate([AGGREGATIONS.get(p)(frames) for p in PARTS["stat_star"]])
+
+
+@AGGREGATIONS.register("fft")
+def agg_fft(frames: np.ndarray, n: int | None = None) -> np.ndarray:
+    """Mean over frequency bins of |DFT over time| of each feature: D values for any clip length.
+
+    ``n`` zero-pads or truncates the time axis to ``n`` bins (numpy's ``fft(..., n=n)``).
+    """
+    return np.abs(np.fft.fft(frames, n=n, axis=0)).mean(axis=0)
+
+
+def _parts(name: str) -> tuple[str, ...]:
+    return PARTS.get(name, (name,))
+
+
+def check_aggregations(aggregations: Sequence[str], where: str = "aggregations") -> tuple[str, ...]:
+    """The names as a tuple, or a one-line ``RecipeError``: unknown name (listing the valid ones), empty list,
+    or a feature given twice (``stat`` already holds ``mean``)."""
+    if isinstance(aggregations, str) or not isinstance(aggregations, Sequence) or not aggregations:
+        raise RecipeError(
+            f"{where}: expected a non-empty list of aggregation names from {', '.join(AGGREGATIONS.names())}, "
+            f"got {aggregations!r}"
+        )
+    seen: dict[str, str] = {}
+    for i, name in enumerate(aggregations):
+        if not isinstance(name, str) or name not in AGGREGATIONS:
+            close = difflib.get_close_matches(str(name), AGGREGATIONS.names(), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise RecipeError(
+                f"Unknown aggregation {name!r} at {where}[{i}].{hint} Valid: {', '.join(AGGREGATIONS.names())}."
+            )
+        for part in _parts(name):
+            if part in seen:
+                raise RecipeError(f"{where}[{i}]: '{name}' repeats '{part}', already given by '{seen[part]}'")
+            seen[part] = name
+    return tuple(aggregations)
+
+
+def check_clips(clips: Any, n_features: int | None = None, where: str = "clips") -> list[np.ndarray]:
+    """The clips as float64 ``(T, D)`` arrays, or a one-line ``DataError`` naming the first bad clip.
+
+    ``n_features`` is the per-frame width the clips must have (the one seen at fit time).
+    """
+    if isinstance(clips, np.ndarray) and clips.ndim == 3:
+        clips = list(clips)  # equal-length clips stacked as (N, T, D)
+    if isinstance(clips, (str, bytes, np.ndarray)) or not isinstance(clips, Sequence):
+        got = f"array of shape {clips.shape}" if isinstance(clips, np.ndarray) else type(clips).__name__
+        raise DataError(f"{where}: expected a list of (frames, features) arrays, one per clip, got {got}")
+    if len(clips) == 0:
+        raise DataError(f"{where}: expected at least one clip, got an empty list")
+    source = "the width the pipeline was fitted on"
+    out = []
+    for i, clip in enumerate(clips):
+        try:
+            a = np.asarray(clip, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{where}[{i}]: expected a numeric (frames, features) array, got {type(clip).__name__}"
+            ) from None
+        if a.ndim != 2:
+            raise DataError(f"{where}[{i}]: expected a (frames, features) array, got shape {a.shape}")
+        if a.shape[0] == 0:
+            raise DataError(f"{where}[{i}]: empty clip (0 frames); every clip needs at least one frame")
+        if a.shape[1] == 0:
+            raise DataError(f"{where}[{i}]: expected at least one feature per frame, got shape {a.shape}")
+        if n_features is None:
+            n_features, source = a.shape[1], f"as {where}[0]"
+        elif a.shape[1] != n_features:
+            raise DataError(f"{where}[{i}]: {a.shape[1]} features per frame, expected {n_features} ({source})")
+        if not np.isfinite(a).all():
+            raise DataError(f"{where}[{i}]: NaN or infinite feature values")
+        out.append(a)
+    return out
+
+
+def aggregate(
+    clips: Any, aggregations: Sequence[str] = ("stat_star",), fft_length: int | None = None, where: str = "clips"
+) -> np.ndarray:
+    """``(N, k * D)`` clip vectors: the aggregations of each clip concatenated in the order given."""
+    names = check_aggregations(aggregations)
+    frames = check_clips(clips, where=where)
+    fns = [AGGREGATIONS.get(n) for n in names]
+    rows = [
+        np.concatenate([fn(f, n=fft_length) if name == "fft" else fn(f) for name, fn in zip(names, fns)])
+        for f in frames
+    ]
+    return np.stack(rows)
+
+
+class ClipAggregator(TransformerMixin, BaseEstimator):
+    """Variable-length clips -> fixed-length vectors; stateless except the per-frame width it checks later."""
+
+    def __init__(self, aggregations: Sequence[str] = ("stat_star",), fft_length: int | None = None) -> None:
+        check_aggregations(aggregations)  # a recipe typo fails at construction, not after feature loading
+        bad_length = isinstance(fft_length, bool) or not isinstance(fft_length, int) or fft_length < 1
+        if fft_length is not None and bad_length:
+            raise RecipeError(f"fft_length: expected a positive integer or null, got {fft_length!r}")
+        self.aggregations = aggregations
+        self.fft_length = fft_length
+
+    def fit(self, clips: Any, y: Any = None) -> ClipAggregator:
+        """Remember the per-frame width so clips of another network are refused at transform time."""
+        self.n_frame_features_ = check_clips(clips)[0].shape[1]
+        return self
+
+    def transform(self, clips: Any) -> np.ndarray:
+        """``(N, k * D)`` clip vectors."""
+        width = getattr(self, "n_frame_features_", None)
+        frames = check_clips(clips, n_features=width)
+        return aggregate(frames, self.aggregations, self.fft_length)
+
+
+class RootSIFT(TransformerMixin, BaseEstimator):
+    """sign(x) * sqrt(|x| / ||x||_1) per row (Arandjelović and Zisserman): Hellinger kernel under a linear SVM.
+
+    Stateless; an all-zero row stays zero.
+    """
+
+    def fit(self, x: Any, y: Any = None) -> RootSIFT:
+        """Nothing to fit; records the width like every sklearn transformer."""
+        self.n_features_in_ = np.asarray(x).shape[1]
+        return self
+
+    def transform(self, x: Any) -> np.ndarray:
+        """The normalised rows (the squares of each row sum to 1)."""
+        a = np.asarray(x, dtype=np.float64)
+        l1 = np.abs(a).sum(axis=1, keepdims=True)
+        return np.sign(a) * np.sqrt(np.abs(a) / np.where(l1 > 0, l1, 1.0))
+
+
+def clip_feature_steps(
+    aggregations: Sequence[str] = ("stat_star",), fft_length: int | None = None
+) -> list[tuple[str, Any]]:
+    """The paper's steps as ``Pipeline`` steps: aggregate, rescale to [-1, 1], RootSIFT, standardise."""
+    return [
+        ("aggregate", ClipAggregator(aggregations, fft_length)),
+        ("rescale", MinMaxScaler(feature_range=(-1, 1))),
+        ("rootsift", RootSIFT()),
+        ("standardize", StandardScaler()),
+    ]
+
+
+def clip_feature_pipeline(aggregations: Sequence[str] = ("stat_star",), fft_length: int | None = None) -> Pipeline:
+    """clips -> standardised clip vectors; ``fit`` on training clips only, then ``transform`` any clips."""
+    return Pipeline(clip_feature_steps(aggregations, fft_length))

@@ -1,0 +1,72 @@
+"""Face tracks of image-sequence folders (AFEW-VA's ``<clip>/<frame>.png``), cached like video tracks.
+
+A folder of frames is a video whose frames are files: the same pipeline runs over them in name
+order, following one face, and the result is a ``FaceTrack`` stored in the same atomic cache. The key
+is the folder's fingerprint (names, sizes, mtimes of its images), so adding or editing a frame
+re-extracts the clip.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emoframe.data.cache import folder_fingerprint
+from emoframe.data.decode import is_image_name
+from emoframe.data.errors import DataError
+from emoframe.faces.pipeline import FacePipeline
+from emoframe.faces.tracks import STATUSES, TRACK_VERSION, FaceTrack, FaceTrackCache
+
+FOLDER_TRACK_VERSION = 1
+
+
+def frame_files(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder``, in name order (frame order for zero-padded names)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"Frame folder not found: {folder} (expected a folder of images such as 00000.png)")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"No images in {folder}: expected frames such as {folder}/00000.png")
+    return files
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """An RGB uint8 frame, or None when the file is not a decodable image (the pipeline counts it as bad)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def extract_folder_track(folder: str, pipeline: FacePipeline) -> FaceTrack:
+    """Run the pipeline over a folder's frames in name order; ``fps`` is 0 (a folder has no frame rate)."""
+    t0 = time.perf_counter()
+    files = frame_files(folder)
+    n = len(files)
+    shape = (pipeline.size, pipeline.size) if pipeline.grayscale else (pipeline.size, pipeline.size, 3)
+    crops = np.zeros((n, *shape), np.uint8)
+    status = np.zeros(n, np.uint8)
+    boxes = np.full((n, 4), np.nan, np.float32)
+    landmarks = np.full((n, 68, 2), np.nan, np.float32)
+    for i, result in enumerate(pipeline.process_frames(read_rgb(f) for f in files)):
+        status[i] = STATUSES.index(result.status)
+        if result.crop is not None:
+            crops[i] = result.crop
+        if result.box is not None:
+            boxes[i] = result.box
+        if result.landmarks is not None:
+            landmarks[i] = result.landmarks
+    return FaceTrack(crops, status, boxes, landmarks, 0.0, time.perf_counter() - t0)
+
+
+class FolderTrackCache(FaceTrackCache):
+    """``FaceTrackCache`` over image-sequence folders instead of video files (same policies and report)."""
+
+    label = "face-folder"
+    extract = staticmethod(extract_folder_track)
+
+    def parts(self, video: str | Path) -> list:
+        fingerprint = folder_fingerprint(video, keep=lambda rel: "/" not in rel and is_image_name(rel))
+        return [TRACK_VERSION, FOLDER_TRACK_VERSION, fingerprint, self.pipeline.settings()]

@@ -1,0 +1,1 @@
+"""Generators of small test data sets in published layouts (nothing binary is committed)."""
