@@ -1,4 +1,4 @@
-"""`emoframe fit | validate | test | predict | list | config`.
+"""`emoframe fit | validate | test | predict | extract | svm | list | config`.
 
 Recipe errors, data errors and weight errors end the command with one line on stderr and exit 2.
 """
@@ -117,6 +117,101 @@ def write_predictions(outputs: list[dict[str, Any]], class_names: list[str], pat
                 i += 1
 
 
+def _extract_recipe(stored: dict[str, Any], recipe: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The checkpoint's recipe, its ``data:`` replaced by the recipe file's (when given), then the overrides."""
+    from omegaconf import OmegaConf
+
+    from emoframe.config import apply_overrides, check_top_level, compose, resolve
+    from emoframe.registry import RecipeError
+
+    cfg = OmegaConf.create(stored)
+    if recipe:
+        own = compose(recipe)
+        if "data" not in own:
+            raise RecipeError(f"{recipe}: no data: section to extract features from")
+        cfg["data"] = own["data"]  # replaced, not merged: another datamodule shares no keys with the training one
+        imports = [*(stored.get("imports") or []), *(own.get("imports") or [])]
+        if imports:
+            cfg["imports"] = list(dict.fromkeys(imports))
+    out = resolve(apply_overrides(cfg, overrides))
+    check_top_level(out)
+    return out
+
+
+def cmd_extract(ns: argparse.Namespace) -> None:
+    import torch
+
+    from emoframe.builder import find_checkpoint, run_dir_of_checkpoint
+    from emoframe.config import load_recipe
+    from emoframe.eval.extract import parse_tta, run_extract
+    from emoframe.registry import RecipeError
+    from emoframe.tasks.base import RECIPE_KEY
+
+    transforms = parse_tta(ns.tta)
+    splits = [s.strip() for s in ns.splits.split(",") if s.strip()]
+    if ns.ckpt in ("best", "last"):
+        if not ns.recipe:
+            raise RecipeError(f"--ckpt {ns.ckpt} needs the recipe it was trained with; or give --ckpt PATH")
+        ckpt = find_checkpoint(load_recipe(ns.recipe, ns.overrides), ns.ckpt)
+    else:
+        ckpt = find_checkpoint({}, ns.ckpt)
+    try:
+        payload = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated or foreign files fail in many ways inside torch.load
+        raise RecipeError(f"{ckpt}: not a readable checkpoint ({type(err).__name__})") from None
+    stored = payload.get(RECIPE_KEY) if isinstance(payload, dict) else None
+    if not stored or not isinstance(payload.get("state_dict"), dict):
+        raise RecipeError(f"{ckpt}: not an emoframe checkpoint (no recipe or state_dict inside)")
+    cfg = _extract_recipe(stored, ns.recipe, ns.overrides)
+    run_dir = run_dir_of_checkpoint(ckpt)
+    if ns.output:
+        output = Path(ns.output)
+    elif run_dir is not None:
+        data = cfg.get("data") or {}
+        output = run_dir / "features" / str(data.get("name") or str(data.get("class_path", "data")).rsplit(".")[-1])
+    else:
+        raise RecipeError("--output: give the folder to write <split>.npz to")
+    results = run_extract(
+        cfg,
+        ckpt,
+        payload["state_dict"],
+        output,
+        splits,
+        transforms,
+        batch_size=ns.batch_size,
+        device=ns.device,
+        overwrite=ns.overwrite,
+        trained_cfg=stored,
+    )
+    for r in results:
+        state = "already complete" if r.skipped else "written"
+        print(f"{r.path}\t{r.clips} clips\t{r.frames} frames\t{r.dim} features\t{state}")
+
+
+def cmd_svm(ns: argparse.Namespace) -> None:
+    from emoframe.builder import new_run_dir
+    from emoframe.eval.svm_run import find_model, fit_svm, load_svm_recipe, predict_svm
+    from emoframe.registry import RecipeError
+
+    if not ns.recipe:
+        raise RecipeError("Give an SVM recipe file (e.g. recipes/afew_stat_svm.yaml)")
+    cfg = load_svm_recipe(ns.recipe, ns.overrides)
+    if ns.predict:
+        model = find_model(cfg, ns.model)
+        path, accuracy = predict_svm(cfg, model, ns.split, Path(ns.output) if ns.output else None)
+        print(f"Scores: {path}")
+        if accuracy is not None:
+            print(f"{ns.split}_accuracy\t{accuracy:.4f}")
+        return
+    run_dir = new_run_dir(cfg)
+    rows = fit_svm(cfg, run_dir)
+    print(f"Run directory: {run_dir}", file=sys.stderr)
+    for row in rows:
+        shown = [f"{k}={v:.4f}" for k, v in row.items() if k.endswith("_accuracy") and isinstance(v, float)]
+        extra = f"C={row['C']:g}" if "C" in row else f"prior={row['prior']}" if "prior" in row else ""
+        print(f"{row['model']:<24} {extra:<16} {'  '.join(shown)}")
+
+
 def cmd_list(ns: argparse.Namespace) -> None:
     import emoframe.components  # noqa: F401
     from emoframe.registry import REGISTRIES, RecipeError, load_plugins
@@ -159,6 +254,23 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
         p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
+    p = sub.add_parser("extract", help="per-frame backbone features of a checkpoint, for clip SVMs")
+    recipe_args(p)
+    p.add_argument("--ckpt", required=True, metavar="PATH|best|last", help="checkpoint (its recipe gives the model)")
+    p.add_argument("--output", help="folder for <split>.npz (default: <run>/features/<data name>)")
+    p.add_argument("--splits", default="train,val", help="comma-separated: train, val, test, predict")
+    p.add_argument("--tta", default="18", help="views averaged per frame: 1-18 of the paper's set, or a YAML list")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (times the views)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="extract again even if a split file is complete")
+    p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("svm", help="fit clip SVMs on extracted features (or --predict scores)")
+    recipe_args(p)
+    p.add_argument("--predict", action="store_true", help="write per-clip scores with a fitted model")
+    p.add_argument("--split", default="test", help="--predict: the split to score (default test)")
+    p.add_argument("--model", help="--predict: svm.joblib (default: the newest run of the recipe)")
+    p.add_argument("--output", help="--predict: CSV path (default: <model dir>/predict/<split>_scores.csv)")
+    p.set_defaults(func=cmd_svm)
     p = sub.add_parser("list", help="list registered components")
     p.add_argument("kind", nargs="?", help="e.g. backbones, losses, datamodules")
     p.set_defaults(func=cmd_list)

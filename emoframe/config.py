@@ -97,21 +97,26 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def check_top_level(cfg: dict[str, Any]) -> None:
+def check_top_level(cfg: dict[str, Any], known: tuple[str, ...] = TOP_LEVEL_KEYS) -> None:
     """Unknown top-level sections are typos: fail with the closest known name."""
     for key in cfg:
-        if key not in TOP_LEVEL_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise RecipeError(f"Unknown key '{key}' at the top of the recipe.{hint} Known: {', '.join(TOP_LEVEL_KEYS)}")
+            raise RecipeError(f"Unknown key '{key}' at the top of the recipe.{hint} Known: {', '.join(known)}")
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Compose, override, resolve and check a recipe; the run name defaults to the recipe's file stem."""
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, known: tuple[str, ...] = TOP_LEVEL_KEYS
+) -> dict[str, Any]:
+    """Compose, override, resolve and check a recipe; the run name defaults to the recipe's file stem.
+
+    ``known`` are the accepted top-level sections (``emoframe svm`` recipes have their own).
+    """
     cfg = compose(path)
     cfg = apply_overrides(cfg, list(overrides or []))
     out = resolve(cfg)
-    check_top_level(out)
+    check_top_level(out, known)
     run = out.setdefault("run", {}) or {}
     out["run"] = run
     run.setdefault("name", Path(path).stem)

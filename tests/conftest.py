@@ -128,3 +128,11 @@ def afew_va_set(afew_va_clip: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from tests.data.make_afew_va import make_afew_va_subset
 
     return make_afew_va_subset(afew_va_clip, tmp_path_factory.mktemp("afew_va"))
+
+
+@pytest.fixture(scope="session")
+def afew_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated AFEW-layout clip set (tests/data/make_afew.py): 3 classes of real FER2013 faces, MJPG AVIs."""
+    from tests.data.make_afew import make_afew
+
+    return make_afew(tmp_path_factory.mktemp("afew"), fer2013_zip)

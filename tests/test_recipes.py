@@ -2,7 +2,8 @@
 
 FER2013 recipes run on a 64-image subset of the real zip; valence/arousal recipes on the generated
 RECOLA-layout set (tests/data/make_recola.py) or clips cut from the real AFEW-VA clip, with 48x48 gray
-crops, 8-frame windows and ResNet-18 instead of ResNet-50, so each runs in seconds on a CPU.
+crops, 8-frame windows and ResNet-18 instead of ResNet-50; AFEW clip recipes on the generated AFEW-layout
+set (tests/data/make_afew.py) with 4 frames per clip; so each runs in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from emoframe.builder import build
 from emoframe.config import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml"))
+RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "svm" not in OmegaConf.load(p))
+"""Lightning recipes; `emoframe svm` recipes (an svm: section) are checked in test_extract_svm.py."""
 
 
 def test_there_are_recipes() -> None:
@@ -41,6 +44,9 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
     if kind == "afew_va":
         clips = ["data.ratios=null", "data.train_clips=[001]", "data.val_clips=[002]", "data.test_clips=[003]"]
         return [f"data.root={request.getfixturevalue('afew_va_set')}", *clips, *SEQUENCES]
+    if kind == "afew":
+        clips = ["data.frames=4", "data.workers=1", "model.hidden_size=16"]
+        return [f"data.root={request.getfixturevalue('afew_set')}", *clips]
     return [f"data.root={request.getfixturevalue('fer2013_zip')}", "data.subset=64"]
 
 

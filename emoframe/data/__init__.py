@@ -1,9 +1,10 @@
 """emoframe's data layer: FER2013 and image-folder datamodules, their readers, cache and transforms.
 
-Importing this package registers the datamodules (``fer2013``, ``image_folder``, ``recola``, ``afew_va``)
-in ``emoframe.registry.DATAMODULES``.
+Importing this package registers the datamodules (``fer2013``, ``image_folder``, ``recola``, ``afew_va``,
+``afew``, ``video_folder``) in ``emoframe.registry.DATAMODULES``.
 """
 
+from emoframe.data.afew import AfewDataModule, VideoFolderDataModule
 from emoframe.data.afew_va import AfewVaDataModule
 from emoframe.data.base import ImageClassificationDataModule
 from emoframe.data.cache import ArrayCache, default_cache_dir
@@ -17,6 +18,7 @@ from emoframe.data.transforms import ImageTransform, build_augment, build_transf
 
 __all__ = [
     "USAGES",
+    "AfewDataModule",
     "AfewVaDataModule",
     "ArrayCache",
     "DataError",
@@ -27,6 +29,7 @@ __all__ = [
     "ImageFolderDataModule",
     "ImageTransform",
     "RecolaDataModule",
+    "VideoFolderDataModule",
     "build_augment",
     "build_transform",
     "default_cache_dir",

@@ -146,6 +146,10 @@ class SequenceRegressionDataModule(pl.LightningDataModule):
     bad label files and recordings missing their video or labels instead of stopping at the first.
     """
 
+    extract_chunk = 4
+    """Videos per face-track extraction round: ``build()`` holds a round's tracks in memory (0.5 GB per RECOLA
+    video); subclasses with short clips raise it."""
+
     def __init__(
         self,
         window: int = 150,
@@ -279,7 +283,7 @@ class SequenceRegressionDataModule(pl.LightningDataModule):
         paths = [p for p in paths if Path(p).exists()]
         cache = cls(self.faces, self.cache_dir, self.workers, on_bad_video="skip")  # our policy applies below
         missing = [p for p in paths if not cache.cache.path(cache.label, cache.parts(p)).is_file()]
-        step = max(4, self.workers)  # build() holds a chunk's tracks in memory (0.5 GB per RECOLA video)
+        step = max(self.extract_chunk, self.workers)  # build() holds a chunk's tracks in memory
         for i in range(0, len(missing), step):
             cache.build(missing[i : i + step], desc=f"Face tracks ({type(self).__name__})")
         for path, reason in cache.skipped.items():

@@ -34,13 +34,15 @@ FACE = 96
 SPLITS = {"train": 4, "dev": 2, "test": 2}
 
 
-def face_pool(fer_zip: Path, per_class: int, seed: int = 0) -> dict[str, list[np.ndarray]]:
+def face_pool(
+    fer_zip: Path, per_class: int, seed: int = 0, emotions: tuple[str, ...] = tuple(VA)
+) -> dict[str, list[np.ndarray]]:
     """``per_class`` FER2013 training faces per expression that dlib finds once pasted into a frame."""
     pipeline = FacePipeline(size=48)
     pool: dict[str, list[np.ndarray]] = {}
     with zipfile.ZipFile(fer_zip) as z:
         names = sorted(n for n in z.namelist() if n.startswith("train/") and n.endswith(".jpg"))
-        for emotion in VA:
+        for emotion in emotions:
             candidates = [n for n in names if n.startswith(f"train/{emotion}/")]
             order = np.random.default_rng(seed).permutation(len(candidates))
             pool[emotion] = []
