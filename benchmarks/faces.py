@@ -50,7 +50,9 @@ def footage_rows(sources: dict[str, list[np.ndarray]], truth: dict[str, list[np.
             errs = [landmark_error(r.landmarks, t) for r, t in zip(results, truth[name]) if r.status == "face"]
             err = f"{np.mean(errs):.3f} (median {np.median(errs):.3f})"
         h, w = frames[0].shape[:2]
-        rows.append(f"| {name} | {w}x{h} | {len(frames)} | {s['face']} ({100 * s['face'] / len(frames):.1f}%) | {fps:.1f} | {err or 'no annotation'} |")
+        rows.append(
+            f"| {name} | {w}x{h} | {len(frames)} | {s['face']} ({100 * s['face'] / len(frames):.1f}%) | {fps:.1f} | {err or 'no annotation'} |"
+        )
     return rows
 
 
@@ -67,7 +69,9 @@ def resolution_rows(frames_1080: np.ndarray) -> list[str]:
     """Full-resolution detection (the plain way) against detection on a 640 px copy, same frames."""
     rows = []
     for label, size in (("1080p", (1920, 1080)), ("720p", (1280, 720))):
-        frames = [f if f.shape[1] == size[0] else cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames_1080]
+        frames = [
+            f if f.shape[1] == size[0] else cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames_1080
+        ]
         picked, fps = {}, {}
         for mode, max_side in (("full", None), ("640", 640)):
             detector = FaceDetector(max_side=max_side)

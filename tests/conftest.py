@@ -136,3 +136,12 @@ def afew_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     from tests.data.make_afew import make_afew
 
     return make_afew(tmp_path_factory.mktemp("afew"), fer2013_zip)
+
+
+@pytest.fixture(scope="session")
+def multilabel_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated multi-label annotated set (tests/data/make_multilabel.py): 12 participants x 2 videos x 80
+    frames of real FER2013 faces, 7-rater votes for neutral (most frames), happy, surprise and sad."""
+    from tests.data.make_multilabel import make_multilabel
+
+    return make_multilabel(tmp_path_factory.mktemp("multilabel"), fer2013_zip, participants=12).parent

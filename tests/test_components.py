@@ -67,6 +67,10 @@ def test_feature_extractors_on_real_faces(name: str, fer_faces: np.ndarray) -> N
 LOSS_INPUTS = {
     "ce": lambda: (torch.randn(4, 7), torch.tensor([0, 1, 2, 6])),  # logits, class ids
     "ccc": lambda: (torch.randn(16, 2), torch.randn(16, 2)),  # predictions, targets (arousal, valence)
+    "weighted_bce": lambda: (
+        torch.randn(4, 3),
+        torch.tensor([[1.0, 0, 0], [0, 1, 1], [0.4, 0, 1], [float("nan")] * 3]),
+    ),
 }
 
 

@@ -3,7 +3,8 @@
 FER2013 recipes run on a 64-image subset of the real zip; valence/arousal recipes on the generated
 RECOLA-layout set (tests/data/make_recola.py) or clips cut from the real AFEW-VA clip, with 48x48 gray
 crops, 8-frame windows and ResNet-18 instead of ResNet-50; AFEW clip recipes on the generated AFEW-layout
-set (tests/data/make_afew.py) with 4 frames per clip; so each runs in seconds on a CPU.
+set (tests/data/make_afew.py) with 4 frames per clip; the multi-label recipe on the generated annotated
+set (tests/data/make_multilabel.py); so each runs in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
     if kind == "afew":
         clips = ["data.frames=4", "data.workers=1", "model.hidden_size=16"]
         return [f"data.root={request.getfixturevalue('afew_set')}", *clips]
+    if kind == "multilabel_video":
+        root = request.getfixturevalue("multilabel_set")
+        return [f"data.videos={root / 'videos'}", f"data.annotations={root / 'annotations.csv'}", *SEQUENCES]
     return [f"data.root={request.getfixturevalue('fer2013_zip')}", "data.subset=64"]
 
 

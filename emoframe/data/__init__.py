@@ -1,7 +1,7 @@
 """emoframe's data layer: FER2013 and image-folder datamodules, their readers, cache and transforms.
 
 Importing this package registers the datamodules (``fer2013``, ``image_folder``, ``recola``, ``afew_va``,
-``afew``, ``video_folder``) in ``emoframe.registry.DATAMODULES``.
+``afew``, ``video_folder``, ``multilabel_video``) in ``emoframe.registry.DATAMODULES``.
 """
 
 from emoframe.data.afew import AfewDataModule, VideoFolderDataModule
@@ -13,6 +13,7 @@ from emoframe.data.errors import DataError
 from emoframe.data.fer2013 import Fer2013DataModule
 from emoframe.data.fer2013_sources import USAGES, Fer2013Arrays, load_fer2013
 from emoframe.data.image_folder import ImageFolderDataModule
+from emoframe.data.multilabel_video import MultilabelVideoDataModule
 from emoframe.data.recola import RecolaDataModule
 from emoframe.data.transforms import ImageTransform, build_augment, build_transform
 
@@ -28,6 +29,7 @@ __all__ = [
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "ImageTransform",
+    "MultilabelVideoDataModule",
     "RecolaDataModule",
     "VideoFolderDataModule",
     "build_augment",

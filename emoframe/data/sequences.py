@@ -1,12 +1,14 @@
-"""Valence/arousal sequence data: face crops of whole recordings, cut into windows for CNN + LSTM models.
+"""Per-frame labelled sequence data: face crops of whole recordings, cut into windows for CNN + LSTM models.
 
-A subclass (``recola``, ``afew_va``) says which recordings make each split and how to align their
+A subclass (``recola``, ``afew_va``: (arousal, valence); ``multilabel_video``: one 0/1 column per
+emotion) says which recordings make each split, what its targets are called and how to align their
 labels to frames; this class runs the face pipeline through the face-track cache, memory-maps the
 crops from the cache entries (a RECOLA-sized set does not fit in memory), cuts windows and serves
 loaders. Every batch, in every split, is the tuple
 
     frames     float32 (B, T, C, H, W)  normalised crops; zeros where ``mask`` is False
-    targets    float32 (B, T, 2)        (arousal, valence); NaN where unlabelled or masked
+    targets    float32 (B, T, K)        K = len(class_names), (arousal, valence) by default; NaN where
+                                        unlabelled or masked
     mask       bool    (B, T)           a real frame with a crop (a face, or the whole frame under
                                         ``faces.fallback: frame``); False for padding and dropped frames
     recording  int64   (B,)             index into ``datamodule.recordings(split)``
@@ -42,7 +44,7 @@ SPLITS = ("train", "val", "test")
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 OnBad = Literal["error", "skip"]
 Aligner = Callable[[int, float], np.ndarray]
-"""(frame count, fps) -> float32 (frames, 2) labels, NaN where unlabelled."""
+"""(frame count, fps) -> float32 (frames, K) labels, NaN where unlabelled."""
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Recording:
     source: str
     crops: np.ndarray | NpzMember  # (N, S, S) gray or (N, S, S, 3) RGB uint8
     valid: np.ndarray  # (N,) bool
-    labels: np.ndarray  # (N, 2) float32, NaN where unlabelled
+    labels: np.ndarray  # (N, K) float32, NaN where unlabelled
     fps: float
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -127,7 +129,7 @@ class WindowDataset(Dataset[tuple[Any, ...]]):
         x = (x - self.mean) / self.std
         frames = torch.zeros((self.window, *x.shape[1:]), dtype=torch.float32)
         mask = torch.zeros(self.window, dtype=torch.bool)
-        targets = torch.full((self.window, len(TARGETS)), float("nan"))
+        targets = torch.full((self.window, rec.labels.shape[1]), float("nan"))
         n = stop - start
         mask[:n] = torch.from_numpy(rec.valid[start:stop].copy())
         frames[:n] = x
@@ -138,7 +140,9 @@ class WindowDataset(Dataset[tuple[Any, ...]]):
 
 
 class SequenceRegressionDataModule(pl.LightningDataModule):
-    """Base class: recordings -> face tracks (cached) -> windows of crops with (arousal, valence) targets.
+    """Base class: recordings -> face tracks (cached) -> windows of crops with per-frame targets.
+
+    Targets are ``class_names`` ((arousal, valence) here; subclasses may name others).
 
     ``faces`` are ``face_crop`` settings (size and grayscale follow ``image_size`` and ``channels``).
     ``predict_videos`` (video files or frame folders) are what ``emoframe predict`` runs on; without
@@ -205,7 +209,7 @@ class SequenceRegressionDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        return len(TARGETS)
+        return len(self.class_names)
 
     @property
     def channels(self) -> int:
@@ -223,7 +227,8 @@ class SequenceRegressionDataModule(pl.LightningDataModule):
     def bad(self, what: str, reason: str) -> None:
         """A bad recording: a one-line error, or counted under ``on_bad_recording: skip``."""
         if self.on_bad_recording == "error":
-            raise DataError(f"{reason}. Fix or remove it, or set data.on_bad_recording: skip")
+            hint = "" if "set data." in reason else ". Fix or remove it, or set data.on_bad_recording: skip"
+            raise DataError(f"{reason}{hint}")
         self.skipped[what] = reason
 
     # --- Lightning hooks -----------------------------------------------------------------------
@@ -297,7 +302,7 @@ class SequenceRegressionDataModule(pl.LightningDataModule):
         fps = float(source.fps or track_fps)
         if fps <= 0:
             raise DataError(f"{source.path}: unknown frame rate; set the datamodule's fps")
-        labels = np.full((len(status), len(TARGETS)), np.nan, np.float32)
+        labels = np.full((len(status), self.num_classes), np.nan, np.float32)
         if source.align is not None:
             try:
                 labels = np.asarray(source.align(len(status), fps), dtype=np.float32)

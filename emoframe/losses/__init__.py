@@ -2,5 +2,6 @@
 
 from emoframe.losses.ccc import CCCLoss, concordance
 from emoframe.losses.classification import CrossEntropy
+from emoframe.losses.multilabel import WeightedBCE
 
-__all__ = ["CCCLoss", "CrossEntropy", "concordance"]
+__all__ = ["CCCLoss", "CrossEntropy", "WeightedBCE", "concordance"]

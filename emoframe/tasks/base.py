@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +64,12 @@ class Task(pl.LightningModule):
         """Losses that weight classes by frequency get the train split's counts from the datamodule."""
         loss = getattr(self, "loss", None)
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if loss is not None and hasattr(loss, "set_class_counts") and hasattr(dm, "train_label_counts"):
+        if loss is None or not hasattr(loss, "set_class_counts") or not hasattr(dm, "train_label_counts"):
+            return
+        total = getattr(dm, "train_label_total", None)  # multi-label: labelled frames, for positive-class weights
+        if total is not None and "total" in inspect.signature(loss.set_class_counts).parameters:
+            loss.set_class_counts(dm.train_label_counts, total=total)
+        else:
             loss.set_class_counts(dm.train_label_counts)
 
     # -- optimisation ----------------------------------------------------------------------------

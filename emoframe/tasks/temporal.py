@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -81,3 +82,24 @@ class TemporalModel(nn.Module):
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
         return out
+
+
+def per_frame_outputs(
+    backbone: nn.Module,
+    temporal: TemporalModel,
+    head: nn.Module,
+    frames: torch.Tensor,
+    mask: torch.Tensor | None,
+    memory_format: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+) -> torch.Tensor:
+    """(B, T, C, H, W) frames, (B, T) mask -> (B, T, outputs): the backbone on the unmasked frames only
+    (zero features elsewhere), the temporal model over every step, the head per frame."""
+    b, t = frames.shape[:2]
+    mask = torch.ones((b, t), dtype=torch.bool, device=frames.device) if mask is None else mask
+    flat, keep = frames.reshape(b * t, *frames.shape[2:]), mask.reshape(-1)
+    width = int(backbone.num_features)  # type: ignore[arg-type]
+    features = frames.new_zeros((b * t, width))
+    if bool(keep.any()):
+        features = features.index_put((keep,), backbone(memory_format(flat[keep])).to(features))
+    sequence = temporal(features.reshape(b, t, width), mask)
+    return head(sequence.reshape(b * t, -1)).reshape(b, t, -1)

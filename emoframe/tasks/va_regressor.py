@@ -29,7 +29,7 @@ from emoframe.eval.va_reports import assemble, at_rate, postprocess_steps, write
 from emoframe.metrics.regression import ConcordanceMetric
 from emoframe.registry import TASKS, RecipeError
 from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
-from emoframe.tasks.temporal import KINDS, TemporalKind, TemporalModel, temporal_width
+from emoframe.tasks.temporal import KINDS, TemporalKind, TemporalModel, per_frame_outputs, temporal_width
 
 POSTPROCESS_KEY = "emoframe_postprocess"
 
@@ -118,15 +118,7 @@ class VARegressor(Task):
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, C, H, W) frames, (B, T) mask -> (B, T, targets)."""
-        b, t = frames.shape[:2]
-        mask = torch.ones((b, t), dtype=torch.bool, device=frames.device) if mask is None else mask
-        flat, keep = frames.reshape(b * t, *frames.shape[2:]), mask.reshape(-1)
-        width = int(self.backbone.num_features)  # type: ignore[arg-type]
-        features = frames.new_zeros((b * t, width))
-        if bool(keep.any()):
-            features = features.index_put((keep,), self.backbone(self.to_memory_format(flat[keep])).to(features))
-        sequence = self.temporal(features.reshape(b, t, width), mask)
-        return self.head(sequence.reshape(b * t, -1)).reshape(b, t, -1)
+        return per_frame_outputs(self.backbone, self.temporal, self.head, frames, mask, self.to_memory_format)
 
     # -- steps -----------------------------------------------------------------------------------
     def _step(self, batch: Any, split: str) -> torch.Tensor | None:
