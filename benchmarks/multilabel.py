@@ -82,9 +82,12 @@ def reading(rows: int, workdir: Path) -> tuple[str, dict[str, float]]:
         ("emoframe, Parquet", lambda: read_annotations(table_pq, votes="majority", raters=7)),
         ("csv.DictReader + Python grouping", lambda: naive_read(table_csv)),
     ):
-        start = time.perf_counter()
-        result = fn()
-        times[name] = time.perf_counter() - start
+        best = float("inf")
+        for _ in range(2):  # best of two: the first also pays for imports and a cold page cache
+            start = time.perf_counter()
+            result = fn()
+            best = min(best, time.perf_counter() - start)
+        times[name] = best
         if name == "emoframe, CSV":
             ours = result
     naive = naive_read(table_csv)
@@ -95,7 +98,7 @@ def reading(rows: int, workdir: Path) -> tuple[str, dict[str, float]]:
         f"CSV {table_csv.stat().st_size / 1e6:.0f} MB, Parquet {table_pq.stat().st_size / 1e6:.0f} MB). "
         f"Same targets from both readers: {same}.",
         "",
-        "| reader | seconds | vs plain |",
+        "| reader | seconds (best of 2) | vs plain |",
         "|---|---|---|",
         *[f"| {k} | {v:.2f} | {plain / v:.1f}x faster |" for k, v in times.items()],
     ]
