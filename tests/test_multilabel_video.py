@@ -214,3 +214,39 @@ def test_bad_tables_stop_the_run_in_one_line(multilabel_set: Path, tmp_path: Pat
     recipe = tiny_recipe(multilabel_set, out, tmp_path / "cache", "data.labels=[neutral,happy,sad]")
     assert main(["fit", str(recipe)]) == 2
     assert "column 'surprise' is a label in the table but not in data.labels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_score_every_validation_frame_once(
+    multilabel_set: Path, cache: Path, tmp_path: Path, capsys
+) -> None:
+    """Two CPU processes (gloo): the logged validation metrics equal one process validating the same weights."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = tiny_recipe(
+        multilabel_set,
+        tmp_path,
+        cache,
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = tmp_path / "ddp.log"
+    with log.open("w") as out:
+        cmd = [sys.executable, "-m", "emoframe", "fit", str(recipe)]
+        proc = subprocess.run(cmd, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, timeout=600)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    run = tmp_path / "runs" / "multilabel_tiny" / "version_0"
+    assert not (run.parent / "version_1").exists()
+    assert log.read_text().count("before and after re-sampling") == 1  # reported once, by rank 0
+    rows = [r for r in csv.DictReader((run / "csv" / "version_0" / "metrics.csv").open()) if r.get("val/auroc")]
+    logged = rows[-1]
+    single = ["trainer.devices=1", "trainer.strategy=auto"]
+    assert main(["validate", "--ckpt", str(run / "checkpoints" / "last.ckpt"), *single]) == 0
+    printed = dict(line.split("\t") for line in capsys.readouterr().out.splitlines() if line.startswith("val/"))
+    for key in ("val/auroc", "val/ap", "val/f1", "val/auroc/neutral", "val/ap/sad"):
+        assert float(printed[key]) == pytest.approx(float(logged[key]), abs=1e-4), key  # printed to 4 places
