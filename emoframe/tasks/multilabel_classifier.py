@@ -148,8 +148,9 @@ class MultilabelClassifier(Task):
         rare = self._rare()
         if rare:
             logged[f"{split}/auroc_rare"] = scores.mean(scores.auroc, rare)
-        self.log_dict({k: v.float() for k, v in logged.items()}, sync_dist=False)  # synced by torchmetrics
-        self.log(f"{split}/auroc_epoch", logged[f"{split}/auroc"].float(), prog_bar=True, sync_dist=False)
+        mean_auroc = logged.pop(f"{split}/auroc")
+        self.log(f"{split}/auroc", mean_auroc.float(), prog_bar=True, sync_dist=False)  # synced by torchmetrics
+        self.log_dict({k: v.float() for k, v in logged.items()}, sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.metrics["val"]
