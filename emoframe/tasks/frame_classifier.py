@@ -82,8 +82,8 @@ class FrameClassifier(Task):
         logged = {f"{split}/{k}": v for k, v in scalars.items()}
         logged.update({f"{split}/recall/{c}": recall[i] for i, c in enumerate(self.class_names)})
         # already synced by torchmetrics; every rank logs the same value
+        self.log(f"{split}/acc", logged.pop(f"{split}/acc"), prog_bar=True, sync_dist=False)
         self.log_dict(logged, prog_bar=False, sync_dist=False)
-        self.log(f"{split}/acc_epoch", scalars["acc"], prog_bar=True, sync_dist=False)
         if split == "test" and self.report_dir is not None and self.trainer.is_global_zero:
             write_confusion_reports(confusion.cpu().numpy(), self.class_names, self.report_dir, prefix=split)
         self.metrics[f"{split}_metrics"].reset()
