@@ -4,7 +4,7 @@ sequentially with OpenCV up to each wanted frame. Both in one run, same frames, 
 python benchmarks/video_decode.py [--video ../shared/data/videos/angry.mp4] [--frames 16] [--repeats 5]
 
 Each measurement opens the file and returns the wanted frames as RGB uint8 arrays (what a clip loader does
-once per clip). Decord runs on one thread, as ``emoframe.data.video.open_video`` opens it; OpenCV's FFmpeg
+once per clip). Decord runs on one thread, as ``emoframe.files.video.open_video`` opens it; OpenCV's FFmpeg
 backend is run both with its default threads and with one (``OPENCV_FFMPEG_CAPTURE_OPTIONS=threads;1``).
 """
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
 from emoframe.data.clips import sample_frames
-from emoframe.data.video import open_video, video_info
+from emoframe.files.video import open_video, video_info
 
 REPO = Path(__file__).resolve().parents[1]
 

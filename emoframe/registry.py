@@ -18,13 +18,11 @@ from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+from emoframe.errors import RecipeError
+
 T = TypeVar("T")
 
 PLUGIN_GROUP = "emoframe.plugins"
-
-
-class RecipeError(ValueError):
-    """A recipe mistake, reported in one line naming the key path."""
 
 
 class Registry:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from emoframe.data.annotations import frame_targets, read_annotations
-from emoframe.data.errors import DataError
 from emoframe.data.multilabel_video import check_subject_independent, split_videos
+from emoframe.errors import DataError
 
 HEADER = "video,frame,participant,neutral,happy,sad"
 

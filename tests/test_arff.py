@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emoframe.data.arff import align_labels_to_frames, read_arff, read_recola_labels, recola_recordings, write_arff
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 AVEC_HEADER = """@relation GoldStandard
 

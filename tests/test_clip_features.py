@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.eval.clip_features import (
     AGGREGATIONS,
     ClipAggregator,

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import emoframe.data.cache as cache_mod
-import emoframe.data.decode as decode_mod
 import emoframe.data.fer2013_sources as sources
+import emoframe.files.cache as cache_mod
+import emoframe.files.decode as decode_mod
 from emoframe.data import ArrayCache, default_cache_dir, load_fer2013
 
 

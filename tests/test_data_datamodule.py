@@ -20,7 +20,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler, SequentialSampler
 
 import emoframe.data  # noqa: F401  (registers the datamodules)
-import emoframe.data.decode as decode_mod
+import emoframe.files.decode as decode_mod
 from emoframe.data import Fer2013DataModule, ImageFolderDataModule, stratified_subset
 from emoframe.labels import EMOTIONS
 from emoframe.registry import DATAMODULES

@@ -18,8 +18,8 @@ import torch
 
 from emoframe.backbones.small_cnn import SmallCNN
 from emoframe.cli import main
-from emoframe.data.errors import DataError
 from emoframe.data.fer2013 import Fer2013DataModule
+from emoframe.errors import DataError
 from emoframe.eval import extract as extract_module
 from emoframe.eval.extract import PAPER_TTA, TTATransform, load_features, tta_features, tta_views, write_features
 from emoframe.eval.svm import SVMEnsemble, load_model

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emoframe.data.errors import DataError
-from emoframe.data.video import iter_frames, video_info
+from emoframe.errors import DataError
 from emoframe.faces import FacePipeline
 from emoframe.faces.tracks import FaceTrackCache
+from emoframe.files.video import iter_frames, video_info
 
 SETTINGS = {"size": 48, "keep": "tracked"}
 

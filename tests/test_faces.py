@@ -167,8 +167,8 @@ def test_face_crop_is_a_registered_transform_with_checked_arguments() -> None:
 
 def test_image_folder_trains_on_aligned_face_crops(tmp_path: Path, afew_clip, capfd) -> None:
     """Full-size movie frames in a user's folder become aligned 48x48 crops; faceless images are counted."""
-    from emoframe.data.errors import DataError
     from emoframe.data.image_folder import ImageFolderDataModule
+    from emoframe.errors import DataError
 
     frames = afew_clip[0]
     clear = [11, 18, 19, 23, 24, 12]  # frames dlib finds at the default threshold

@@ -14,7 +14,7 @@ import pytest
 from skimage.feature import hog as skimage_hog
 
 import emoframe.features.extract as extract_mod
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.faces import FaceDetector
 from emoframe.features import HogFeatures, LandmarkFeatures, extract_features, resize_batch
 from emoframe.registry import RecipeError

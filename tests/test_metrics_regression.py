@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.metrics import ConcordanceMetric
 from emoframe.registry import RecipeError
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from emoframe.data.errors import DataError
 from emoframe.data.resampling import LabelledFrames, count_table, frequent_labels, resample_windows
+from emoframe.errors import DataError
 from emoframe.losses.multilabel import WeightedBCE
 from emoframe.metrics.multilabel import MultilabelMetrics
 from emoframe.registry import LOSSES, RecipeError

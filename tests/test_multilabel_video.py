@@ -19,8 +19,8 @@ import torch
 from emoframe.builder import build_datamodule, build_task
 from emoframe.cli import main
 from emoframe.config import load_recipe, save_recipe
-from emoframe.data.errors import DataError
 from emoframe.data.multilabel_video import MultilabelVideoDataModule
+from emoframe.errors import DataError
 from tests.data.make_multilabel import LABELS
 from tests.test_valence_arousal import tiny_recipe as tiny_recola_recipe
 

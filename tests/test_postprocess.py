@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.eval.postprocess import PostProcessor, apply_postprocessors, fit_postprocessors
 from emoframe.losses.ccc import concordance
 from emoframe.registry import RecipeError

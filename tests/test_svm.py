@@ -15,7 +15,7 @@ import joblib
 import numpy as np
 import pytest
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.eval.clip_features import aggregate
 from emoframe.eval.svm import (
     DEFAULT_C_GRID,

@@ -20,11 +20,11 @@ from emoframe.cli import main
 from emoframe.config import load_recipe, save_recipe
 from emoframe.data.afew_va import AfewVaDataModule, read_afew_va_clip
 from emoframe.data.arff import read_arff, read_recola_labels, write_arff
-from emoframe.data.errors import DataError
-from emoframe.data.lazy import NpzMember
 from emoframe.data.recola import RecolaDataModule
 from emoframe.data.sequences import window_starts
-from emoframe.data.video import iter_frames
+from emoframe.errors import DataError
+from emoframe.files.lazy import NpzMember
+from emoframe.files.video import iter_frames
 from emoframe.losses.ccc import concordance
 from emoframe.tasks.temporal import TemporalModel
 from emoframe.tasks.va_regressor import VARegressor

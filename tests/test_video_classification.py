@@ -22,8 +22,8 @@ from emoframe.cli import main
 from emoframe.config import load_recipe, save_recipe
 from emoframe.data.afew import AfewDataModule, VideoFolderDataModule
 from emoframe.data.clips import FrameShuffle, sample_frames
-from emoframe.data.errors import DataError
-from emoframe.data.video import iter_frames
+from emoframe.errors import DataError
+from emoframe.files.video import iter_frames
 from emoframe.heads import LinearHead
 from emoframe.labels import EMOTIONS
 from emoframe.losses import CrossEntropy

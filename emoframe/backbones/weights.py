@@ -12,11 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from emoframe.errors import WeightsError
+
 log = logging.getLogger(__name__)
-
-
-class WeightsError(ValueError):
-    """A weights file that is missing or matches nothing in the model."""
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -7,15 +7,15 @@ Importing this package registers the datamodules (``fer2013``, ``image_folder``,
 from emoframe.data.afew import AfewDataModule, VideoFolderDataModule
 from emoframe.data.afew_va import AfewVaDataModule
 from emoframe.data.base import ImageClassificationDataModule
-from emoframe.data.cache import ArrayCache, default_cache_dir
 from emoframe.data.datasets import ImageArrayDataset, stratified_subset
-from emoframe.data.errors import DataError
 from emoframe.data.fer2013 import Fer2013DataModule
 from emoframe.data.fer2013_sources import USAGES, Fer2013Arrays, load_fer2013
 from emoframe.data.image_folder import ImageFolderDataModule
 from emoframe.data.multilabel_video import MultilabelVideoDataModule
 from emoframe.data.recola import RecolaDataModule
 from emoframe.data.transforms import ImageTransform, build_augment, build_transform
+from emoframe.errors import DataError
+from emoframe.files.cache import ArrayCache, default_cache_dir
 
 __all__ = [
     "USAGES",

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from emoframe.data.errors import DataError
 from emoframe.data.sequences import (
     SPLITS,
     TARGETS,
@@ -28,6 +27,8 @@ from emoframe.data.sequences import (
     Source,
     split_by_ratio,
 )
+from emoframe.errors import DataError
+from emoframe.faces.folders import frame_files
 from emoframe.registry import DATAMODULES
 
 AFEW_VA_RANGE = 10.0
@@ -59,8 +60,6 @@ def read_afew_va_clip(folder: str | Path, rescale: bool = True) -> AfewVaClip:
             raise TypeError("'frames' is not a mapping")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DataError(f"{path}: expected JSON with a 'frames' mapping of frame name -> annotation ({err})") from None
-    from emoframe.faces.folders import frame_files  # not at import time: it imports emoframe.data
-
     stems = [f.stem for f in frame_files(folder)]
     labels = np.full((len(stems), len(TARGETS)), np.nan, np.float32)
     landmarks = np.full((len(stems), 68, 2), np.nan, np.float32)

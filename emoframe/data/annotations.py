@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 Votes = Literal["binary", "majority", "threshold", "soft"]
 RowPolicy = Literal["error", "skip"]

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 GOLD_STANDARD_DIR = "ratings_gold_standard"
 DIMENSIONS = ("arousal", "valence")

@@ -19,8 +19,9 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from emoframe.data.datasets import ImageArrayDataset, stratified_subset
-from emoframe.data.errors import DataError
 from emoframe.data.transforms import ImageTransform, build_transform
+from emoframe.errors import DataError
+from emoframe.features import build_extractors, extract_features
 from emoframe.labels import EMOTIONS
 
 SPLITS = ("train", "val", "test")
@@ -64,8 +65,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         self.train_transform: ImageTransform = build_transform(augment, image_size, source, channels, mean, std, seed)
         self.eval_transform: ImageTransform = build_transform(None, image_size, source, channels, mean, std, seed)
         # Built now so a typo in data.features fails before any data is read.
-        from emoframe.features import build_extractors  # not at import time: emoframe.features imports this package
-
         self.extractors = build_extractors(features)
         self.feature_mean: np.ndarray | None = None  # train statistics used to standardise every split
         self.feature_std: np.ndarray | None = None
@@ -135,8 +134,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         """Each split's features from the un-augmented faces (cached), standardised with the train split's."""
         if not self.extractors:
             return {}
-        from emoframe.features import extract_features
-
         cache_dir = getattr(self, "cache_dir", None)
         out = {}
         for split, arrays in images.items():

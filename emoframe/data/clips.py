@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from emoframe.data.decode import is_image_name
-from emoframe.data.errors import DataError
-from emoframe.data.lazy import NpzMember
 from emoframe.data.sequences import OnBad, Recording, SequenceRegressionDataModule, Source, _check, _stem, is_video
-from emoframe.data.video import VIDEO_SUFFIXES
+from emoframe.errors import DataError
+from emoframe.files.decode import is_image_name
+from emoframe.files.lazy import NpzMember
+from emoframe.files.video import VIDEO_SUFFIXES
 from emoframe.labels import EMOTIONS
 from emoframe.registry import TRANSFORMS, RecipeError
 

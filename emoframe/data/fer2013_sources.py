@@ -20,9 +20,9 @@ from typing import Literal, TextIO
 import numpy as np
 from tqdm.auto import tqdm
 
-from emoframe.data.cache import ArrayCache, file_fingerprint, folder_fingerprint, walk_files
-from emoframe.data.decode import DECODER, OnBadImage, decode_files, is_image_name, report_skipped
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
+from emoframe.files.cache import ArrayCache, file_fingerprint, folder_fingerprint, walk_files
+from emoframe.files.decode import DECODER, OnBadImage, decode_files, is_image_name, report_skipped
 from emoframe.labels import EMOTIONS
 
 USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")

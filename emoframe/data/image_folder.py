@@ -9,9 +9,9 @@ from typing import Any, Literal
 import numpy as np
 
 from emoframe.data.base import ImageClassificationDataModule, SplitArrays, check_choice
-from emoframe.data.cache import ArrayCache, folder_fingerprint, walk_files
-from emoframe.data.decode import DECODER, decode_files, is_image_name, report_skipped
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
+from emoframe.files.cache import ArrayCache, folder_fingerprint, walk_files
+from emoframe.files.decode import DECODER, decode_files, is_image_name, report_skipped
 from emoframe.labels import EMOTIONS
 from emoframe.registry import DATAMODULES, TRANSFORMS
 

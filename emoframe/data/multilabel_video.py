@@ -30,11 +30,11 @@ from emoframe.data.annotations import (
     frame_targets,
     read_annotations,
 )
-from emoframe.data.errors import DataError
 from emoframe.data.resampling import Resampling, count_table, format_table, frequent_labels, labelled, positives
 from emoframe.data.resampling import resample_windows as resample_window_list
 from emoframe.data.sequences import SPLITS, Aligner, OnBad, SequenceRegressionDataModule, Source, split_by_ratio
-from emoframe.data.video import VIDEO_SUFFIXES
+from emoframe.errors import DataError
+from emoframe.files.video import VIDEO_SUFFIXES
 from emoframe.registry import DATAMODULES
 
 RESAMPLE_KEYS = {"factor", "frequent", "frequent_share", "rare", "max_frequent_share"}

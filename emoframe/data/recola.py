@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from emoframe.data.arff import DIMENSIONS, GOLD_STANDARD_DIR, align_labels_to_frames, read_recola_labels
-from emoframe.data.errors import DataError
 from emoframe.data.sequences import (
     TARGETS,
     Aligner,
@@ -27,6 +26,7 @@ from emoframe.data.sequences import (
     is_video,
     split_by_ratio,
 )
+from emoframe.errors import DataError
 from emoframe.registry import DATAMODULES
 
 VIDEO_DIR = "recordings_video"

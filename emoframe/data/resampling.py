@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 Window = tuple[int, int]
 """(recording index, first frame)."""

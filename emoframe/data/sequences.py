@@ -33,10 +33,12 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from emoframe.data.errors import DataError
-from emoframe.data.lazy import NpzMember
-from emoframe.data.video import VIDEO_SUFFIXES
+from emoframe.errors import DataError
+from emoframe.faces.folders import FolderTrackCache
 from emoframe.faces.pipeline import FacePipeline
+from emoframe.faces.tracks import FaceTrackCache
+from emoframe.files.lazy import NpzMember
+from emoframe.files.video import VIDEO_SUFFIXES
 from emoframe.registry import TRANSFORMS
 
 TARGETS = ("arousal", "valence")
@@ -258,10 +260,6 @@ class SequenceRegressionDataModule(pl.LightningDataModule):
             self._recordings[split] = loaded[split]
 
     def _load(self, plan: dict[str, list[Source]]) -> dict[str, list[Recording]]:
-        # imported here: emoframe.faces.tracks imports emoframe.data, which imports this module
-        from emoframe.faces.folders import FolderTrackCache
-        from emoframe.faces.tracks import FaceTrackCache
-
         videos = [s.path for ss in plan.values() for s in ss if not Path(s.path).is_dir()]
         folders = [s.path for ss in plan.values() for s in ss if Path(s.path).is_dir()]
         entries: dict[str, Path] = {}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-from emoframe.data.decode import resize_square
+from emoframe.files.decode import resize_square
 from emoframe.registry import TRANSFORMS, RecipeError
 
 _OWN_STEPS = {"Normalize": "data.mean/data.std", "ToTensorV2": "the datamodule"}  # done after augment

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.registry import RecipeError, Registry
 
 Aggregation = Callable[[np.ndarray], np.ndarray]

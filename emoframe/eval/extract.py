@@ -46,8 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emoframe.backbones.weights import WeightsError
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError, WeightsError
 from emoframe.registry import RecipeError
 
 FILE_FORMAT = "emoframe-frame-features"
@@ -333,7 +332,7 @@ def settings_key(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_features(path: str | Path) -> FeatureFile:
     """A complete file written by ``emoframe extract``, or a one-line ``DataError`` (missing, truncated, foreign)."""
-    from emoframe.data.lazy import NpzMember
+    from emoframe.files.lazy import NpzMember
 
     path = Path(path)
     if not path.is_file():

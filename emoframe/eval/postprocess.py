@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.ndimage import median_filter
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.losses.ccc import concordance
 from emoframe.registry import RecipeError
 

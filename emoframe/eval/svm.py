@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.eval.clip_features import check_aggregations, check_clips, clip_feature_steps
 from emoframe.labels import EMOTIONS
 from emoframe.registry import RecipeError, check_arguments

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.eval.extract import SPLIT_NAMES, FeatureFile, load_features
 from emoframe.eval.svm import SVMEnsemble, build_svm_ensemble, load_model
 from emoframe.labels import EMOTIONS

@@ -14,11 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emoframe.data.cache import folder_fingerprint
-from emoframe.data.decode import is_image_name
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.faces.pipeline import FacePipeline
 from emoframe.faces.tracks import STATUSES, TRACK_VERSION, FaceTrack, FaceTrackCache
+from emoframe.files.cache import folder_fingerprint
+from emoframe.files.decode import is_image_name
 
 FOLDER_TRACK_VERSION = 1
 

@@ -19,10 +19,10 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from emoframe.data.cache import ArrayCache, file_fingerprint
-from emoframe.data.errors import DataError
-from emoframe.data.video import iter_frames, open_video
+from emoframe.errors import DataError
 from emoframe.faces.pipeline import FacePipeline
+from emoframe.files.cache import ArrayCache, file_fingerprint
+from emoframe.files.video import iter_frames, open_video
 
 TRACK_VERSION = 1
 STATUSES = ("face", "fallback", "dropped", "bad")

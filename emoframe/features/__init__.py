@@ -8,6 +8,7 @@ from emoframe.features.base import FeatureExtractor, check_images, resize_batch
 from emoframe.features.extract import Extracted, extract_features, images_fingerprint
 from emoframe.features.hog import HogFeatures
 from emoframe.features.landmarks import LandmarkFeatures
+from emoframe.registry import FEATURES, RecipeError
 
 __all__ = [
     "Extracted",
@@ -24,8 +25,6 @@ __all__ = [
 
 def build_extractors(specs: list[dict] | None, where: str = "data.features") -> list[FeatureExtractor]:
     """Extractors from recipe mappings (``[{name: hog}, {name: landmarks68}]``), checked before any data is read."""
-    from emoframe.registry import FEATURES, RecipeError
-
     if specs is None:
         return []
     if not isinstance(specs, (list, tuple)) or not specs:

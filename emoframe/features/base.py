@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 Stats = dict[str, int]
 """Counters an extractor reports per call (e.g. ``{"fallbacks": 12}``); summed over chunks."""

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from emoframe.data.cache import ArrayCache
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.features.base import FeatureExtractor, Stats, check_images
+from emoframe.files.cache import ArrayCache
 
 EXTRACT_VERSION = 1
 CHUNK_SIZE = 2048
@@ -61,7 +61,7 @@ def extract_features(
 ) -> Extracted:
     """Features of uint8 (N, H, W) ``images`` from each extractor, concatenated in order.
 
-    ``cache_dir`` defaults to ``$EMOFRAME_CACHE`` (see ``emoframe.data.cache``); ``workers`` processes
+    ``cache_dir`` defaults to ``$EMOFRAME_CACHE`` (see ``emoframe.files.cache``); ``workers`` processes
     (default min(2, CPUs); 0 or 1 computes in this process) each take chunks of ``chunk_size`` images.
     Counters (e.g. landmark fallbacks) are summed over chunks, stored on each extractor's ``stats``,
     returned, and reported in one stderr line per extractor that has something to say.

@@ -14,9 +14,9 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from emoframe.data.cache import file_fingerprint
 from emoframe.faces import FaceDetector, LandmarkPredictor, pick
 from emoframe.features.base import FeatureExtractor, Stats
+from emoframe.files.cache import file_fingerprint
 from emoframe.registry import FEATURES, RecipeError
 
 INTERPOLATIONS = {

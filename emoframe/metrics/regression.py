@@ -14,7 +14,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 from emoframe.losses.ccc import Estimator, concordance
 from emoframe.registry import RecipeError
 

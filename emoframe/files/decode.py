@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 try:  # OpenCV decodes FER2013's JPEGs ~5x faster than PIL, with identical pixels (both libjpeg-turbo)
     import cv2

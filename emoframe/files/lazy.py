@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before the name and extra field
 

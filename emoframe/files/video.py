@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoframe.data.errors import DataError
+from emoframe.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 
