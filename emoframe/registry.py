@@ -157,11 +157,17 @@ def check_arguments(
 ) -> None:
     """Fail before the call on an unknown, missing or wrongly typed argument, naming its key path.
 
-    ``provided`` names arguments supplied later by the caller (e.g. an optimizer's ``params``).
+    ``provided`` names arguments supplied later by the caller (e.g. an optimizer's ``params``). A component
+    whose recipe keys were regrouped lists the old ones in a ``moved_keys`` class attribute (old key -> new
+    key path), so an old recipe fails with the new key's name instead of a bare "unknown key".
     """
     sig = inspect.signature(target)
     name = getattr(target, "__qualname__", repr(target))
     accepted = accepted_parameters(target)
+    moved: Mapping[str, str] = getattr(target, "moved_keys", None) or {}
+    for key in kwargs:
+        if key in moved and (accepted is None or key not in accepted):
+            raise RecipeError(f"{where}.{key} has moved: set {where}.{moved[key]} instead")
     if accepted is not None:
         for key in kwargs:
             if key not in accepted:

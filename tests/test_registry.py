@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 from torch import nn
 
@@ -144,3 +146,20 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch) -> None:
 
     load_plugins()
     assert "ep_head" in HEADS
+
+
+def test_moved_keys_name_the_new_key() -> None:
+    from emoframe.registry import RecipeError, Registry
+
+    reg = Registry("thing")
+
+    @reg.register("grouped")
+    class Grouped:
+        moved_keys: ClassVar[dict[str, str]] = {"batch_size": "loader.batch_size"}
+
+        def __init__(self, loader: dict | None = None) -> None:
+            self.loader = loader
+
+    with pytest.raises(RecipeError, match=r"^data.batch_size has moved: set data.loader.batch_size instead$"):
+        reg.build({"name": "grouped", "batch_size": 4}, "data")
+    assert reg.build({"name": "grouped", "loader": {"batch_size": 4}}, "data").loader == {"batch_size": 4}
