@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 import emoframe.components  # noqa: F401  (registers every built-in component)
 from emoframe.config import save_recipe
@@ -123,6 +125,7 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
     if not isinstance(task, Task):
         raise RecipeError(f"model: {type(task).__name__} is not an emoframe Task (subclass emoframe.tasks.Task)")
     task.recipe = cfg
+    task.data_spec = asdict(datamodule if isinstance(datamodule, DataSpec) else DataSpec.of(datamodule))
     return task
 
 
@@ -182,12 +185,38 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
     return pl.Trainer(**trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
 
 
+def check_optimizer(task: Task) -> None:
+    """The optimizer's own argument checks (``lr >= 0``, ...) run now, on a stand-in parameter, not at the first step."""
+    if task.optimizer_factory is None:
+        return
+    try:
+        task.optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"optimizer: {err}") from None
+
+
+def check(cfg: dict[str, Any]) -> None:
+    """Build everything ``fit`` builds (datamodule, task, optimizers, trainer, callbacks, loggers) and discard it.
+
+    No run directory, recipe file or logger run is created: this is ``emoframe config``'s validation, the
+    same as ``fit``'s because it is the same code.
+    """
+    load_plugins(list(cfg.get("imports") or []))
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg, datamodule, for_training=True)
+    check_optimizer(task)
+    with tempfile.TemporaryDirectory(prefix="emoframe-check-") as tmp:
+        build_trainer(cfg, Path(tmp), "fit")
+
+
 def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None) -> Built:
     """Everything a stage needs, constructed and checked before any data is read."""
     load_plugins(list(cfg.get("imports") or []))
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, datamodule, for_training=stage == "fit")
+    if stage == "fit":
+        check_optimizer(task)
     run_dir = run_dir or new_run_dir(cfg)
     trainer = build_trainer(cfg, run_dir, stage)
     task.report_dir = run_dir / stage
@@ -198,3 +227,51 @@ def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None) 
             logger.log_hyperparams(cfg)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return Built(trainer=trainer, task=task, datamodule=datamodule, run_dir=run_dir)
+
+
+@dataclass
+class DataSpec:
+    """What a task needs to know of its data, without the data: enough to rebuild a trained model anywhere.
+
+    The builder reads it off the datamodule; it travels in every checkpoint (``emoframe_data``), so
+    ``emoframe.load_model`` needs neither the data set nor its folders, and a predictor can replay the
+    training preprocessing (image size, colour, normalisation, face settings).
+    """
+
+    channels: int
+    num_classes: int
+    class_names: list[str]
+    feature_dim: int = 0
+    image_size: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    faces: dict[str, Any] | None = None  # face_crop settings used in training; None: the inputs were crops already
+
+    @classmethod
+    def of(cls, datamodule: Any) -> DataSpec:
+        hparams = dict(getattr(datamodule, "hparams", {}) or {})
+
+        def floats(name: str) -> list[float] | None:
+            value = getattr(datamodule, name, hparams.get(name))
+            if value is None:
+                return None
+            return [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+        faces = getattr(datamodule, "faces", None)
+        size = getattr(datamodule, "image_size", hparams.get("image_size"))
+        return cls(
+            channels=int(getattr(datamodule, "channels", 3)),
+            num_classes=int(datamodule.num_classes),
+            class_names=[str(c) for c in getattr(datamodule, "class_names", [])],
+            feature_dim=int(getattr(datamodule, "feature_dim", 0) or 0),
+            image_size=int(size) if size is not None else None,
+            mean=floats("mean"),
+            std=floats("std"),
+            faces=dict(faces.settings()) if callable(getattr(faces, "settings", None)) else None,
+        )
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """How inputs were made in training: size, channels, normalisation and face settings."""
+        keys = ("image_size", "channels", "mean", "std", "faces")
+        return {k: getattr(self, k) for k in keys}

@@ -232,9 +232,13 @@ def cmd_list(ns: argparse.Namespace) -> None:
 
 
 def cmd_config(ns: argparse.Namespace) -> None:
+    """Print the resolved recipe once it passes every check ``fit`` makes before training."""
+    from emoframe.builder import check
     from emoframe.config import to_yaml
 
-    print(to_yaml(_load(ns.recipe, ns.overrides, None)), end="")
+    cfg = _load(ns.recipe, ns.overrides, None)
+    check(cfg)
+    print(to_yaml(cfg), end="")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -274,7 +278,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered components")
     p.add_argument("kind", nargs="?", help="e.g. backbones, losses, datamodules")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("config", help="print the resolved recipe")
+    p = sub.add_parser("config", help="check the recipe as fit does, then print it resolved")
     recipe_args(p)
     p.set_defaults(func=cmd_config)
     return parser

@@ -23,6 +23,18 @@ from emoframe.errors import RecipeError
 T = TypeVar("T")
 
 PLUGIN_GROUP = "emoframe.plugins"
+BUILTINS = "emoframe.components"
+"""The module whose import registers every built-in component: loaded like a plugin on a registry's first lookup,
+so ``from emoframe.registry import LOSSES; LOSSES.build({"name": "ccc"})`` works without importing the CLI."""
+_builtins_loaded = False
+
+
+def load_builtins() -> None:
+    """Register the built-in components (once); a registry lookup calls this itself."""
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True  # set first: the import registers into the registries that call this
+        importlib.import_module(BUILTINS)
 
 
 class Registry:
@@ -51,19 +63,23 @@ class Registry:
         return decorate
 
     def __contains__(self, name: str) -> bool:
+        load_builtins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._entries))
+        return iter(self.names())
 
     def __len__(self) -> int:
+        load_builtins()
         return len(self._entries)
 
     def names(self) -> list[str]:
+        load_builtins()
         return sorted(self._entries)
 
     def get(self, name: str, where: str = "") -> Callable[..., Any]:
         """The registered object, or a ``RecipeError`` listing the names and the closest match."""
+        load_builtins()
         if name in self._entries:
             return self._entries[name]
         close = difflib.get_close_matches(name, self._entries, n=1)

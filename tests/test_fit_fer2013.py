@@ -83,3 +83,25 @@ def test_resume_last_continues_the_same_run(trained: Path, fer2013_zip: Path) ->
     assert sorted(p.name for p in trained.parent.iterdir()) == ["version_0"], "resume must not start a new run"
     ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 6  # epochs 0-5 from the first fit, epoch 6 from the resumed one
+
+
+def test_load_model_predicts_as_the_cli_does(trained: Path, fer2013_zip: Path) -> None:
+    """emoframe.load_model: the task in eval mode with its classes and preprocessing, no data or recipe file
+    needed, and its probabilities on PrivateTest images are those `emoframe predict` wrote."""
+    import emoframe
+    from emoframe.data import Fer2013DataModule
+
+    out = trained / "preds_api.csv"
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    assert main(["predict", "--ckpt", str(ckpt), "--output", str(out), "trainer.enable_progress_bar=false"]) == 0
+    model = emoframe.load_model(ckpt)
+    assert not model.training and model.class_names == list(EMOTIONS)
+    assert model.preprocessing == {"image_size": 48, "channels": 1, "mean": [0.5], "std": [0.5], "faces": None}
+    dm = Fer2013DataModule(str(fer2013_zip), subset=4000, num_workers=0)
+    dm.setup("test")
+    x, _ = next(iter(dm.test_dataloader()))
+    with torch.no_grad():
+        probs = model(x[:16]).softmax(-1).numpy()
+    rows = list(csv.DictReader(out.open()))[:16]
+    written = np.array([[float(r[f"p_{c}"]) for c in EMOTIONS] for r in rows])
+    np.testing.assert_allclose(probs, written, atol=1e-5)

@@ -17,6 +17,7 @@ OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., dict[str, Any]]
 
 RECIPE_KEY = "emoframe_recipe"
+DATA_KEY = "emoframe_data"  # the builder's DataSpec: channels, classes, preprocessing (emoframe.load_model)
 
 # Epoch metrics come from torchmetrics, which syncs its states across processes itself.
 warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on epoch level", category=Warning)
@@ -40,6 +41,7 @@ class Task(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.channels_last = channels_last
         self.recipe: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
+        self.data_spec: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
         self.report_dir: Path | None = None  # where `test` writes reports; set by the builder
 
     @classmethod
@@ -92,3 +94,5 @@ class Task(pl.LightningModule):
         """The resolved recipe travels with the weights, so `emoframe test --ckpt X` needs nothing else."""
         if self.recipe is not None:
             checkpoint[RECIPE_KEY] = self.recipe
+        if self.data_spec is not None:
+            checkpoint[DATA_KEY] = self.data_spec

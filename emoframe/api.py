@@ -1,0 +1,83 @@
+"""The Python API: recipes, builds and trained models from a notebook, in the shape of ``timm.create_model``.
+
+    import emoframe
+    cfg = emoframe.load_recipe("recipes/fer2013_small_cnn.yaml", ["trainer.max_epochs=2"])
+    built = emoframe.build(cfg)                      # trainer, task, datamodule, run_dir
+    built.trainer.fit(built.task, datamodule=built.datamodule)
+    model = emoframe.load_model("runs/fer2013_small_cnn/version_0/checkpoints/best.ckpt")
+    model.class_names, model.preprocessing           # what it predicts, how its inputs were made
+
+The CLI is written on the same functions, so a recipe behaves the same from both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emoframe import builder, config
+from emoframe.errors import RecipeError
+from emoframe.registry import REGISTRIES, load_builtins, load_plugins
+from emoframe.tasks.base import DATA_KEY, RECIPE_KEY, Task
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A recipe composed (``defaults:``), overridden (``key=value``), resolved and checked, as ``emoframe fit`` reads it."""
+    return config.load_recipe(path, overrides)
+
+
+def build(recipe: dict[str, Any] | str | Path, stage: str = "fit", overrides: list[str] | None = None) -> builder.Built:
+    """Trainer, task and datamodule of a recipe (a path or a loaded recipe), checked before any data is read."""
+    cfg = load_recipe(recipe, overrides) if isinstance(recipe, (str, Path)) else recipe
+    if overrides and not isinstance(recipe, (str, Path)):
+        raise RecipeError("build: give overrides with a recipe path, or apply them with load_recipe first")
+    return builder.build(cfg, stage)
+
+
+def check(recipe: dict[str, Any] | str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Every check ``emoframe fit`` makes before training (components, arguments, trainer), with no run started."""
+    cfg = load_recipe(recipe, overrides) if isinstance(recipe, (str, Path)) else recipe
+    builder.check(cfg)
+    return cfg
+
+
+def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task:
+    """The task of an emoframe checkpoint, weights loaded, in eval mode.
+
+    Its ``class_names`` say what it predicts and ``preprocessing`` how its inputs were made in training
+    (image size, channels, mean, std, face settings). Neither the data set nor the recipe file is needed:
+    both travel in the checkpoint.
+    """
+    path = Path(ckpt)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise RecipeError(f"Checkpoint not found: {path}") from None
+    except Exception as err:  # truncated or foreign files fail in many ways inside torch.load
+        raise RecipeError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    recipe = payload.get(RECIPE_KEY) if isinstance(payload, dict) else None
+    if not recipe or not isinstance(payload.get("state_dict"), dict):
+        raise RecipeError(f"{path}: not an emoframe checkpoint (no recipe or state_dict inside)")
+    load_plugins(list(recipe.get("imports") or []))
+    spec = payload.get(DATA_KEY)
+    if spec is None:  # a checkpoint from before emoframe stored its DataSpec: ask the datamodule
+        data = builder.DataSpec.of(builder.build_datamodule(recipe))
+    else:
+        data = builder.DataSpec(**spec)
+    task = builder.build_task(recipe, data, for_training=False)  # type: ignore[arg-type]
+    task.load_state_dict(payload["state_dict"])
+    task.on_load_checkpoint(payload)
+    task.eval().to(device)
+    task.preprocessing = data.preprocessing  # type: ignore[attr-defined]
+    return task
+
+
+def list_components(kind: str | None = None) -> dict[str, list[str]]:
+    """Registered names per kind (``backbones``, ``losses``, ``temporal``, ...), built-ins and plugins."""
+    load_builtins()
+    load_plugins()
+    if kind is not None and kind not in REGISTRIES:
+        raise RecipeError(f"Unknown kind '{kind}'. Kinds: {', '.join(REGISTRIES)}")
+    return {k: r.names() for k, r in REGISTRIES.items() if kind is None or k == kind}

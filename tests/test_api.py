@@ -1,0 +1,61 @@
+"""The Python API: registries populated on first use, entry points on `import emoframe`, config = fit's checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import emoframe
+from emoframe.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_registry_builds_built_ins_without_importing_the_cli() -> None:
+    code = "from emoframe.registry import LOSSES; print(type(LOSSES.build({'name': 'ccc'})).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "CCCLoss"
+
+
+def test_import_emoframe_exposes_registries_and_entry_points() -> None:
+    assert "ccc" in emoframe.LOSSES.names() and "small_cnn" in emoframe.BACKBONES
+    assert set(emoframe.list_components()) == set(emoframe.REGISTRIES)
+    assert emoframe.list_components("losses")["losses"] == emoframe.LOSSES.names()
+    for name in emoframe.API:
+        assert callable(getattr(emoframe, name))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        emoframe.nope  # noqa: B018
+
+
+def test_load_recipe_and_check(fer2013_zip: Path) -> None:
+    cfg = emoframe.load_recipe(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}"])
+    assert cfg["run"]["name"] == "fer2013_small_cnn"
+    emoframe.check(cfg)  # the whole build, no run directory
+    with pytest.raises(emoframe.RecipeError, match="optimizer: Invalid learning rate: -1"):
+        emoframe.check(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "optimizer.lr=-1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochz=2", "Unknown key trainer.max_epochz for Trainer. Did you mean 'max_epochs'?"),
+        ("optimizer.lrr=0.1", "Unknown key optimizer.lrr"),
+        ("model.backbone.widthz=[8]", "Unknown key model.backbone.widthz"),
+        ("loss.label_smoothin=0.1", "Unknown key loss.label_smoothin"),
+        ("optimizer.lr=-1", "optimizer: Invalid learning rate: -1"),
+    ],
+)
+def test_config_validates_as_fit_does(
+    override: str, message: str, fer2013_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
+    args = [recipe, f"data.root={fer2013_zip}", f"run.dir={tmp_path}", override]
+    assert main(["config", *args]) == 2
+    config_err = capsys.readouterr().err.strip().splitlines()
+    assert len(config_err) == 1 and message in config_err[0]
+    assert main(["fit", *args]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == config_err[0]
+    assert not list(tmp_path.iterdir()), "config and a failing fit leave nothing behind"
