@@ -123,6 +123,7 @@ def test_plugin_module_from_imports(tmp_path, monkeypatch) -> None:
         "    '''A plugin loss.'''\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(LOSSES, "_entries", dict(LOSSES._entries))  # the plugin's loss leaves with the test
     load_plugins(["my_plugin_mod"])
     assert "my_plugin_loss" in LOSSES
     with pytest.raises(RecipeError, match="cannot import plugin module 'not_a_module'"):
@@ -144,6 +145,7 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
     from emoframe.registry import HEADS
 
+    monkeypatch.setattr(HEADS, "_entries", dict(HEADS._entries))  # the plugin's head leaves with the test
     load_plugins()
     assert "ep_head" in HEADS
 
