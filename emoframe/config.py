@@ -17,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from emoframe.registry import RecipeError
 
 INHERIT_KEYS = ("defaults", "base")
+RUN_KEYS = ("dir", "name", "version")
 TOP_LEVEL_KEYS = (
     "imports",
     "seed",
@@ -37,12 +38,27 @@ def _load_yaml(path: Path) -> DictConfig:
         raise RecipeError(f"Recipe not found: {path}")
     try:
         cfg = OmegaConf.load(path)
-    except Exception as err:  # yaml.YAMLError and friends: one line with the file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RecipeError(f"{path}: not valid YAML: {first}") from None
+    except Exception as err:  # yaml.YAMLError and friends: one line with the file, line and column
+        raise RecipeError(f"{path}{_yaml_position(err)}: not valid YAML: {_yaml_problem(err)}") from None
     if not isinstance(cfg, DictConfig):
         raise RecipeError(f"{path}: a recipe must be a mapping at the top level")
     return cfg
+
+
+def _yaml_position(err: Exception) -> str:
+    """``:line:column`` of a YAML error (1-based, as editors count), when the parser knows it."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    if mark is None:
+        return ""
+    start = getattr(err, "context_mark", None)
+    opened = f" (opened at line {start.line + 1})" if start is not None and start.line != mark.line else ""
+    return f":{mark.line + 1}:{mark.column + 1}{opened}"
+
+
+def _yaml_problem(err: Exception) -> str:
+    problem = getattr(err, "problem", None) or (str(err).strip().splitlines() or [type(err).__name__])[0]
+    context = getattr(err, "context", None)
+    return f"{context}: {problem}" if context else str(problem)
 
 
 def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
@@ -76,9 +92,16 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         key = key.lstrip("+")
         try:
             parsed = OmegaConf.create({"v": value}) if value == "" else OmegaConf.from_dotlist([f"v={value}"])
-            OmegaConf.update(cfg, key, parsed["v"], merge=True, force_add=True)
+        except Exception as err:  # a YAML parser error: one line, not the parser's traceback
+            raise RecipeError(f"Override '{item}': the value is not valid YAML ({_yaml_problem(err)})") from None
+        new = parsed["v"]
+        # A value naming a component (name: or class_path:) replaces the section, as LightningCLI does: the old
+        # component's arguments mean nothing to the new one. Any other mapping merges into what is there.
+        names_component = isinstance(new, DictConfig) and ("name" in new or "class_path" in new)
+        try:
+            OmegaConf.update(cfg, key, new, merge=not names_component, force_add=True)
         except OmegaConfBaseException as err:
-            raise RecipeError(f"Override '{item}': {err}") from None
+            raise RecipeError(f"Override '{item}': {str(err).splitlines()[0]}") from None
     return cfg
 
 
@@ -97,13 +120,19 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def check_top_level(cfg: dict[str, Any], known: tuple[str, ...] = TOP_LEVEL_KEYS) -> None:
-    """Unknown top-level sections are typos: fail with the closest known name."""
-    for key in cfg:
+def check_keys(section: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """Unknown keys of a fixed section are typos: fail with the closest known name."""
+    for key in section:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise RecipeError(f"Unknown key '{key}' at the top of the recipe.{hint} Known: {', '.join(known)}")
+            at = f"{where}.{key}" if where else f"'{key}' at the top of the recipe"
+            raise RecipeError(f"Unknown key {at}.{hint} Known: {', '.join(known)}")
+
+
+def check_top_level(cfg: dict[str, Any], known: tuple[str, ...] = TOP_LEVEL_KEYS) -> None:
+    """Unknown top-level sections are typos: fail with the closest known name."""
+    check_keys(cfg, known, "")
 
 
 def load_recipe(
@@ -118,6 +147,9 @@ def load_recipe(
     out = resolve(cfg)
     check_top_level(out, known)
     run = out.setdefault("run", {}) or {}
+    if not isinstance(run, dict):
+        raise RecipeError(f"run: expected a mapping with {', '.join(RUN_KEYS)}, got {run!r}")
+    check_keys(run, RUN_KEYS, "run")
     out["run"] = run
     run.setdefault("name", Path(path).stem)
     return out

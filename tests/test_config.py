@@ -96,3 +96,32 @@ def test_saved_recipe_round_trips(recipes: Path, tmp_path: Path) -> None:
     save_recipe(cfg, tmp_path / "run" / "config.yaml")
     assert load_recipe(tmp_path / "run" / "config.yaml") == {**cfg, "run": {**cfg["run"], "name": "exp"}}
     assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_yaml_errors_name_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  name: fer2013\n  root: [a\nmodel: {}\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml:4:6 \(opened at line 3\): not valid YAML: .*flow sequence"):
+        load_recipe(bad)
+
+
+def test_an_override_that_is_not_yaml_is_one_line(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {name: fer2013}\n")
+    with pytest.raises(RecipeError, match=r"^Override 'data.augment=\[': the value is not valid YAML \(.*\)$"):
+        load_recipe(recipe, ["data.augment=["])
+
+
+def test_an_override_naming_a_component_replaces_the_section(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("loss: {name: ccc, reduction: mean}\noptimizer: {name: sgd, lr: 0.1, momentum: 0.9}\n")
+    cfg = load_recipe(recipe, ["loss={class_path: my_losses.HalfCCC, factor: 0.25}", "optimizer={lr: 0.5}"])
+    assert cfg["loss"] == {"class_path": "my_losses.HalfCCC", "factor": 0.25}  # replaced
+    assert cfg["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.9}  # no component named: merged
+
+
+def test_unknown_run_keys_are_typos(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {name: fer2013}\n")
+    with pytest.raises(RecipeError, match=r"Unknown key run.nmae. Did you mean 'name'\?"):
+        load_recipe(recipe, ["run.nmae=x"])
