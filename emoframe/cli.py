@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,7 @@ def finish_runs() -> None:
 
 
 def cmd_fit(ns: argparse.Namespace) -> None:
-    from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
+    from emoframe.builder import build, find_checkpoint, new_run_dir, run_dir_of_checkpoint
 
     cfg = _load(ns.recipe, ns.overrides, None)
     ckpt = None
@@ -65,9 +67,21 @@ def cmd_fit(ns: argparse.Namespace) -> None:
         ckpt = find_checkpoint(cfg, ns.resume)
         run_dir = run_dir_of_checkpoint(ckpt)
         print(f"Resuming from {ckpt}", file=sys.stderr)
-    built = build(cfg, "fit", run_dir=run_dir)
-    print(f"Run directory: {built.run_dir}", file=sys.stderr)
-    built.trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    run_dir = run_dir or new_run_dir(cfg)
+    fresh = not run_dir.exists()
+    try:
+        built = build(cfg, "fit", run_dir=run_dir)
+        print(f"Run directory: {built.run_dir}", file=sys.stderr)
+        built.trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    except BaseException:
+        remove_unstarted_run(run_dir, fresh)
+        raise
+
+
+def remove_unstarted_run(run_dir: Path, fresh: bool) -> None:
+    """A run folder this command made that holds no checkpoint yet is removed, so a failed start uses up no version."""
+    if fresh and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not list(run_dir.glob("checkpoints/*.ckpt")):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _evaluate(ns: argparse.Namespace, stage: str) -> None:

@@ -87,6 +87,9 @@ def test_zip_of_another_layout_and_csv_with_other_columns(tmp_path: Path) -> Non
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "emotion" in last and "pixels" in last, last
+    assert not (tmp_path / "fer2013_small_cnn").exists() or not list((tmp_path / "fer2013_small_cnn").iterdir()), (
+        "a fit that failed before its first checkpoint leaves no half-made run folder"
+    )
 
 
 def test_resume_and_ckpt_errors(tmp_path: Path) -> None:
