@@ -15,21 +15,30 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, StepLR
 
-from emoframe.registry import OPTIMIZERS, SCHEDULERS
+from emoframe.registry import OPTIMIZERS, SCHEDULERS, NonNegative
 
 Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
 
 
 @OPTIMIZERS.register("sgd")
 def sgd(
-    params: Params, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0
+    params: Params,
+    lr: NonNegative,
+    momentum: NonNegative = 0.9,
+    nesterov: bool = False,
+    weight_decay: NonNegative = 0.0,
 ) -> Optimizer:
     """SGD with (Nesterov) momentum, as Ng et al. and Knyazev et al. fine-tune."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("adam")
-def adam(params: Params, lr: float = 1e-3, betas: list[float] = (0.9, 0.999), weight_decay: float = 0.0) -> Optimizer:  # type: ignore[assignment]
+def adam(
+    params: Params,
+    lr: NonNegative = 1e-3,
+    betas: list[float] = (0.9, 0.999),  # type: ignore[assignment]
+    weight_decay: NonNegative = 0.0,
+) -> Optimizer:
     """Adam (Kumari's frozen-backbone stage, Tzirakis' CCC fine-tuning)."""
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)  # type: ignore[arg-type]
 
@@ -37,9 +46,9 @@ def adam(params: Params, lr: float = 1e-3, betas: list[float] = (0.9, 0.999), we
 @OPTIMIZERS.register("adamw")
 def adamw(
     params: Params,
-    lr: float = 1e-3,
-    betas: list[float] = (0.9, 0.999),
-    weight_decay: float = 0.01,  # type: ignore[assignment]
+    lr: NonNegative = 1e-3,
+    betas: list[float] = (0.9, 0.999),  # type: ignore[assignment]
+    weight_decay: NonNegative = 0.01,
 ) -> Optimizer:
     """AdamW: Adam with decoupled weight decay."""
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)  # type: ignore[arg-type]

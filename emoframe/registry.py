@@ -16,7 +16,9 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import annotated_types
 
 from emoframe.errors import RecipeError
 
@@ -207,20 +209,65 @@ def check_arguments(
             raise RecipeError(f"Missing required value {where}.{missing[0]} for {name}") from None
         raise RecipeError(f"{where}: {err}") from None
     try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
     except Exception:  # unresolvable annotations: skip the type check rather than guess
         hints = {}
     for key, value in kwargs.items():
         expected = hints.get(key)
-        if expected is not None and not _matches(value, expected):
+        if expected is None:
+            continue
+        if not _matches(value, expected):
             raise RecipeError(
                 f"Wrong type for {where}.{key}: expected {_type_name(expected)}, got {type(value).__name__} ({value!r})"
             )
+        broken = _broken_constraint(value, expected)
+        if broken:
+            raise RecipeError(f"Out of range {where}.{key}: expected {broken}, got {value!r}")
+
+
+# Bounds components declare on their arguments (checked by ``check_arguments`` before anything is built).
+NonNegative = Annotated[float, annotated_types.Ge(0)]
+Positive = Annotated[float, annotated_types.Gt(0)]
+PositiveInt = Annotated[int, annotated_types.Ge(1)]
+Probability = Annotated[float, annotated_types.Interval(ge=0, le=1)]
+
+CONSTRAINTS: dict[type, tuple[str, str, Callable[[Any, Any], bool]]] = {
+    annotated_types.Gt: ("gt", ">", lambda v, b: v > b),
+    annotated_types.Ge: ("ge", ">=", lambda v, b: v >= b),
+    annotated_types.Lt: ("lt", "<", lambda v, b: v < b),
+    annotated_types.Le: ("le", "<=", lambda v, b: v <= b),
+}
+"""The annotated-types bounds a component may declare: ``lr: Annotated[float, Ge(0)]``, ``Interval(ge=0, le=1)``."""
+
+
+def _constraints(expected: Any) -> list[Any]:
+    """The annotated-types bounds on a hint (``Annotated[float, Ge(0)]``, also inside ``... | None``)."""
+    origin = typing.get_origin(expected)
+    if origin is typing.Annotated:
+        found = []
+        for meta in expected.__metadata__:
+            found += list(meta) if isinstance(meta, annotated_types.GroupedMetadata) else [meta]
+        return [m for m in found if type(m) in CONSTRAINTS]
+    if origin in (typing.Union, types.UnionType):
+        return [c for arg in typing.get_args(expected) for c in _constraints(arg)]
+    return []
+
+
+def _broken_constraint(value: Any, expected: Any) -> str:
+    """``'>= 0'`` when ``value`` breaks a declared bound, else ``''`` (``None`` and non-numbers are not bounded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    rules = [(CONSTRAINTS[type(c)], getattr(c, CONSTRAINTS[type(c)][0])) for c in _constraints(expected)]
+    if all(holds(value, bound) for (_, _, holds), bound in rules):
+        return ""
+    return " and ".join(f"{symbol} {bound}" for (_, symbol, _), bound in rules)
 
 
 def _matches(value: Any, expected: Any) -> bool:
     """A lenient isinstance for recipe values: checks plain types, Optional/Union, Literal, containers."""
     origin = typing.get_origin(expected)
+    if origin is typing.Annotated:
+        return _matches(value, typing.get_args(expected)[0])
     if expected is Any or expected is inspect.Parameter.empty:
         return True
     if origin in (typing.Union, types.UnionType):
@@ -252,6 +299,8 @@ def _is_dictconfig(value: Any) -> bool:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is typing.Literal:

@@ -165,3 +165,25 @@ def test_moved_keys_name_the_new_key() -> None:
     with pytest.raises(RecipeError, match=r"^data.batch_size has moved: set data.loader.batch_size instead$"):
         reg.build({"name": "grouped", "batch_size": 4}, "data")
     assert reg.build({"name": "grouped", "loader": {"batch_size": 4}}, "data").loader == {"batch_size": 4}
+
+
+def test_declared_bounds_are_checked_with_the_key_path() -> None:
+    from emoframe.registry import NonNegative, PositiveInt, Probability, RecipeError, Registry
+
+    reg = Registry("thing")
+
+    @reg.register("bounded")
+    def bounded(lr: NonNegative = 0.1, p: Probability = 0.5, n: PositiveInt = 1, maybe: Probability | None = None):
+        return lr, p, n, maybe
+
+    assert reg.build({"name": "bounded", "lr": 0, "p": 1, "n": 3, "maybe": None}) == (0, 1, 3, None)
+    for key, value, expected in [
+        ("lr", -1, ">= 0"),
+        ("p", 1.5, ">= 0 and <= 1"),
+        ("n", 0, ">= 1"),
+        ("maybe", -0.1, ">= 0 and <= 1"),
+    ]:
+        with pytest.raises(RecipeError, match=rf"^Out of range optimizer.{key}: expected {expected}, got {value}$"):
+            reg.build({"name": "bounded", key: value}, "optimizer")
+    with pytest.raises(RecipeError, match="Wrong type for optimizer.n: expected int"):
+        reg.build({"name": "bounded", "n": 1.5}, "optimizer")

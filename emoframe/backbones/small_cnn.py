@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from emoframe.backbones.weights import load_pretrained
-from emoframe.registry import BACKBONES
+from emoframe.registry import BACKBONES, Probability
 
 
 def _block(c_in: int, c_out: int, convs: int) -> list[nn.Module]:
@@ -29,7 +29,7 @@ class SmallCNN(nn.Module):
         in_chans: int = 1,
         widths: list[int] = (32, 64, 128, 256),  # type: ignore[assignment]
         convs_per_stage: int = 2,
-        drop_rate: float = 0.0,
+        drop_rate: Probability = 0.0,
         weights: str | None = None,
     ) -> None:
         super().__init__()

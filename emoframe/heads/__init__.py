@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emoframe.registry import HEADS
+from emoframe.registry import HEADS, Probability
 
 
 @HEADS.register("linear")
 class LinearHead(nn.Module):
     """Dropout then one linear layer."""
 
-    def __init__(self, in_features: int, num_outputs: int, dropout: float = 0.0) -> None:
+    def __init__(self, in_features: int, num_outputs: int, dropout: Probability = 0.0) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, num_outputs))
 
@@ -29,7 +29,7 @@ class MLPHead(nn.Module):
         in_features: int,
         num_outputs: int,
         hidden: list[int] = (512,),
-        dropout: float = 0.5,  # type: ignore[assignment]
+        dropout: Probability = 0.5,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
