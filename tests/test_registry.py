@@ -7,7 +7,7 @@ from typing import ClassVar
 import pytest
 from torch import nn
 
-from emoframe.registry import LOSSES, RecipeError, Registry, load_plugins
+from emoframe.registry import LOSSES, NonNegative, PositiveInt, Probability, RecipeError, Registry, load_plugins
 
 
 @pytest.fixture()
@@ -168,9 +168,7 @@ def test_moved_keys_name_the_new_key() -> None:
 
 
 def test_declared_bounds_are_checked_with_the_key_path() -> None:
-    from emoframe.registry import NonNegative, PositiveInt, Probability, RecipeError, Registry
-
-    reg = Registry("thing")
+    reg = Registry("thing")  # the hints resolve at module level: see the imports
 
     @reg.register("bounded")
     def bounded(lr: NonNegative = 0.1, p: Probability = 0.5, n: PositiveInt = 1, maybe: Probability | None = None):
