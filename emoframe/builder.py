@@ -16,6 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 import emoframe.components  # noqa: F401  (registers every built-in component)
 from emoframe.config import save_recipe
@@ -167,9 +168,10 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
     for key in TRAINER_INJECTED:
         if key in trainer_cfg:
             raise RecipeError(f"trainer.{key} is set by emoframe; use the recipe's callbacks:/loggers:/run: sections")
+    check_trainer_values(trainer_cfg)
     callbacks = []
     if stage == "fit":
-        for key, spec in (cfg.get("callbacks") or {}).items():
+        for key, spec in _mapping(cfg, "callbacks").items():
             if spec:  # a null entry switches off a callback inherited from a base recipe
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
                 checkpoints = str(run_dir / "checkpoints")
@@ -179,10 +181,44 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
         LOGGERS.build(
             spec, f"loggers.{key}", save_dir=str(log_dir), name=f"{(cfg.get('run') or {}).get('name')}-{stage}"
         )
-        for key, spec in (cfg.get("loggers") or {}).items()
+        for key, spec in _mapping(cfg, "loggers").items()
         if spec
     ]
-    return pl.Trainer(**trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+    try:
+        return pl.Trainer(**trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+    except (MisconfigurationException, ValueError, TypeError) as err:  # Lightning's own checks, as one line
+        raise RecipeError(f"trainer: {str(err).strip().splitlines()[0]}") from None
+
+
+def _mapping(cfg: dict[str, Any], key: str) -> dict[str, Any]:
+    """A section of named entries (callbacks:, loggers:), so one can be overridden or switched off by name."""
+    value = cfg.get(key) or {}
+    if not isinstance(value, dict):
+        raise RecipeError(f"{key}: expected a mapping of name -> {{name: ...}} (e.g. {key}.x=null), got {value!r}")
+    return value
+
+
+MAX_CPU_PROCESSES_PER_CORE = 4
+
+
+def check_trainer_values(trainer_cfg: dict[str, Any]) -> None:
+    """Values Lightning accepts but that cannot run here: a CPU run asking for far more processes than cores."""
+    devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator", "auto"))
+    cores = os.cpu_count() or 1
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and isinstance(devices, int) and devices > MAX_CPU_PROCESSES_PER_CORE * cores:
+        raise RecipeError(
+            f"trainer.devices: {devices} CPU processes on a {cores}-core machine; "
+            f"expected at most {MAX_CPU_PROCESSES_PER_CORE * cores} (or a GPU accelerator)"
+        )
+
+
+def seed_of(cfg: dict[str, Any]) -> int:
+    """The recipe's ``seed``: an integer numpy and torch can both take (0 to 2**32 - 1)."""
+    seed = cfg.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise RecipeError(f"seed: expected an integer from 0 to {2**32 - 1}, got {seed!r}")
+    return seed
 
 
 def check_optimizer(task: Task) -> None:
@@ -202,6 +238,7 @@ def check(cfg: dict[str, Any]) -> None:
     same as ``fit``'s because it is the same code.
     """
     load_plugins(list(cfg.get("imports") or []))
+    seed_of(cfg)
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, datamodule, for_training=True)
     check_optimizer(task)
@@ -212,7 +249,7 @@ def check(cfg: dict[str, Any]) -> None:
 def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None) -> Built:
     """Everything a stage needs, constructed and checked before any data is read."""
     load_plugins(list(cfg.get("imports") or []))
-    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    pl.seed_everything(seed_of(cfg), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, datamodule, for_training=stage == "fit")
     if stage == "fit":

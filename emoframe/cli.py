@@ -6,6 +6,7 @@ Recipe errors, data errors and weight errors end the command with one line on st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import shutil
@@ -82,6 +83,8 @@ def remove_unstarted_run(run_dir: Path, fresh: bool) -> None:
     """A run folder this command made that holds no checkpoint yet is removed, so a failed start uses up no version."""
     if fresh and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not list(run_dir.glob("checkpoints/*.ckpt")):
         shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the recipe's folder too, when this was its first run
+            run_dir.parent.rmdir()
 
 
 def _evaluate(ns: argparse.Namespace, stage: str) -> None:

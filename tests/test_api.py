@@ -34,7 +34,7 @@ def test_load_recipe_and_check(fer2013_zip: Path) -> None:
     cfg = emoframe.load_recipe(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}"])
     assert cfg["run"]["name"] == "fer2013_small_cnn"
     emoframe.check(cfg)  # the whole build, no run directory
-    with pytest.raises(emoframe.RecipeError, match="optimizer: Invalid learning rate: -1"):
+    with pytest.raises(emoframe.RecipeError, match="Out of range optimizer.lr: expected >= 0, got -1"):
         emoframe.check(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "optimizer.lr=-1"])
 
 
@@ -45,7 +45,14 @@ def test_load_recipe_and_check(fer2013_zip: Path) -> None:
         ("optimizer.lrr=0.1", "Unknown key optimizer.lrr"),
         ("model.backbone.widthz=[8]", "Unknown key model.backbone.widthz"),
         ("loss.label_smoothin=0.1", "Unknown key loss.label_smoothin"),
-        ("optimizer.lr=-1", "optimizer: Invalid learning rate: -1"),
+        ("optimizer.lr=-1", "Out of range optimizer.lr: expected >= 0, got -1"),
+        ("model.head.dropout=1.5", "Out of range model.head.dropout: expected >= 0 and <= 1, got 1.5"),
+        ("seed=-1", "seed: expected an integer from 0 to 4294967295, got -1"),
+        ("trainer.max_epochs=-60", "trainer: `max_epochs` must be a non-negative integer or -1"),
+        ("trainer.devices=0", "trainer: `Trainer(devices=0)` value is not a valid input"),
+        ("trainer.devices=100000", "trainer.devices: 100000 CPU processes on a"),
+        ("callbacks=5", "callbacks: expected a mapping of name -> {name: ...}"),
+        ("run.nmae=x", "Unknown key run.nmae. Did you mean 'name'?"),
     ],
 )
 def test_config_validates_as_fit_does(
