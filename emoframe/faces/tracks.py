@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from emoframe.errors import DataError
 from emoframe.faces.pipeline import FacePipeline
 from emoframe.files.cache import ArrayCache, file_fingerprint
+from emoframe.files.processes import die_with_parent
 from emoframe.files.video import iter_frames, open_video
 
 TRACK_VERSION = 1
@@ -154,7 +155,7 @@ class FaceTrackCache:
                         self._done(*_track_worker(*job))
                         bar.update()
                 else:
-                    with ProcessPoolExecutor(self.workers) as pool:
+                    with ProcessPoolExecutor(self.workers, initializer=die_with_parent) as pool:
                         futures = [pool.submit(_track_worker, *job) for job in jobs]
                         for future in as_completed(futures):
                             self._done(*future.result())

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from emoframe.errors import DataError
 from emoframe.features.base import FeatureExtractor, Stats, check_images
 from emoframe.files.cache import ArrayCache
+from emoframe.files.processes import die_with_parent
 
 EXTRACT_VERSION = 1
 CHUNK_SIZE = 2048
@@ -162,7 +163,8 @@ def _run(
             return kept
         # fork where available: workers inherit the imported modules (as DataLoader workers do)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        executor = ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context(method))
+        context = multiprocessing.get_context(method)
+        executor = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context, initializer=die_with_parent)
         try:
             futures: dict[Future[Chunk | None], tuple[int, int]] = {}
             for e, c in pending:

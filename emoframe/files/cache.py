@@ -112,7 +112,7 @@ class ArrayCache:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._remove_stale_tmp()
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=self.dir)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=self.dir)
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
                 f.flush()
@@ -140,12 +140,32 @@ class ArrayCache:
         return arrays
 
     def _remove_stale_tmp(self) -> None:
-        """Remove temporary files left by killed runs (old enough that no live writer owns them)."""
+        """Remove temporary files left by killed writers: their writer's process is gone (the PID in the name),
+        or, for names without one, they are a day old."""
         now = time.time()
         for tmp in self.dir.glob(f".*{_TMP_SUFFIX}"):
             with contextlib.suppress(OSError):
-                if now - tmp.stat().st_mtime > _STALE_TMP_S:
+                pid = _writer_pid(tmp.name)
+                if (pid is not None and not _alive(pid)) or now - tmp.stat().st_mtime > _STALE_TMP_S:
                     tmp.unlink()
+
+
+def _writer_pid(name: str) -> int | None:
+    """The PID in ``.<entry>.npz.<pid>.<random>.tmp``, the name ``put`` gives its temporary file."""
+    parts = name.split(".")
+    return int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _unlink(path: Path) -> None:
