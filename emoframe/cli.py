@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
 import os
 import shutil
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
+ENVIRONMENT_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+"""Failures of the machine, not of emoframe: a read-only, forbidden or full output folder ends in one line."""
 
 
 def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -318,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         ns.func(ns)
     except (RecipeError, FileNotFoundError) as err:
         print(f"emoframe: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = err.filename or "an output file"
+        print(f"emoframe: error: cannot write {where}: {err.strerror} (choose a writable folder)", file=sys.stderr)
         return 2
     except Exception as err:
         if type(err).__name__ in ("DataError", "WeightsError"):

@@ -99,3 +99,24 @@ def test_resume_and_ckpt_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Checkpoint not found" in proc.stderr
     proc = run_cli("test")
     assert proc.returncode == 2 and "Give a recipe file" in proc.stderr
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path: Path):
+    """A real read-only file system (a tmpfs mounted ro): root, as in CI, writes through chmod 555."""
+    import subprocess
+
+    path = tmp_path / "ro"
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_read_only_runs_folder_is_one_line(read_only_dir: Path, fer2013_zip: Path) -> None:
+    proc = run_cli("fit", RECIPE, f"data.root={fer2013_zip}", f"run.dir={read_only_dir / 'runs'}")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert last.startswith(f"emoframe: error: cannot write {read_only_dir / 'runs'}") and "Read-only" in last, last
