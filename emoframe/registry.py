@@ -272,6 +272,8 @@ OPTIMIZERS = Registry("optimizer")
 SCHEDULERS = Registry("scheduler")
 TRANSFORMS = Registry("transform")
 FEATURES = Registry("feature extractor", "features")
+AGGREGATIONS = Registry("aggregation")
+"""Clip aggregations for clip SVMs (emoframe.clipsvm.aggregations): ``(T, D)`` frames -> one clip vector."""
 
 REGISTRIES: dict[str, Registry] = {
     r.plural: r
@@ -287,5 +289,6 @@ REGISTRIES: dict[str, Registry] = {
         SCHEDULERS,
         TRANSFORMS,
         FEATURES,
+        AGGREGATIONS,
     )
 }
