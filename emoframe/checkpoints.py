@@ -74,12 +74,18 @@ def find_checkpoint(cfg: Mapping[str, Any], which: str) -> Path:
         if not path.is_file():
             raise RecipeError(f"Checkpoint not found: {path}")
         return path
+    base, found = newest_run_file(cfg, f"checkpoints/{which}.ckpt")
+    if found is None:
+        raise RecipeError(f"No '{which}' checkpoint under {base}/*/checkpoints/ (train first, or give --ckpt PATH)")
+    return found
+
+
+def newest_run_file(cfg: Mapping[str, Any], name: str) -> tuple[Path, Path | None]:
+    """``<run.dir>/<run.name>`` and the most recently written ``*/<name>`` under it (``None`` if there is none)."""
     run = cfg.get("run") or {}
     base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
-    found = sorted(base.glob(f"*/checkpoints/{which}.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise RecipeError(f"No '{which}' checkpoint under {base}/*/checkpoints/ (train first, or give --ckpt PATH)")
-    return found[-1]
+    found = sorted(base.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
+    return base, found[-1] if found else None
 
 
 def run_dir_of_checkpoint(ckpt: Path) -> Path | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import emoframe.components  # noqa: F401  (registers small_cnn)
 from emoframe.checkpoints import (
     RECIPE_KEY,
     find_checkpoint,
@@ -17,6 +18,7 @@ from emoframe.checkpoints import (
 from emoframe.cli import main
 from emoframe.config import checkpoint_recipe
 from emoframe.errors import RecipeError, WeightsError
+from emoframe.registry import BACKBONES
 from emoframe.tasks.base import RECIPE_KEY as TASK_RECIPE_KEY
 
 RECIPE = {
@@ -30,9 +32,6 @@ RECIPE = {
 @pytest.fixture()
 def ckpt(tmp_path: Path) -> Path:
     """A checkpoint as a task writes it: a state_dict with backbone.* tensors and the recipe."""
-    import emoframe.components  # noqa: F401  (registers small_cnn)
-    from emoframe.registry import BACKBONES
-
     net = BACKBONES.build(RECIPE["model"]["backbone"], in_chans=1)
     state = {f"backbone.{k}": v for k, v in net.state_dict().items()} | {"head.weight": torch.zeros(7, 16)}
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"

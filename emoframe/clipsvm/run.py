@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from emoframe.checkpoints import newest_run_file
 from emoframe.clipsvm.feature_files import SPLIT_NAMES, FeatureFile, load_features
 from emoframe.clipsvm.svm import SVMEnsemble, build_svm_ensemble, load_model
 from emoframe.errors import DataError, RecipeError
@@ -270,12 +271,10 @@ def find_model(cfg: Mapping[str, Any], model: str | None) -> Path:
         if not path.is_file():
             raise RecipeError(f"--model: SVM model not found: {path}")
         return path
-    run = cfg.get("run") or {}
-    base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
-    found = sorted(base.glob(f"*/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime)
-    if not found:
+    base, found = newest_run_file(cfg, MODEL_FILE)
+    if found is None:
         raise RecipeError(f"No {MODEL_FILE} under {base}/*/ (run emoframe svm RECIPE first, or give --model PATH)")
-    return found[-1]
+    return found
 
 
 def predict_svm(cfg: Mapping[str, Any], model_path: Path, split: str, output: Path | None) -> tuple[Path, float | None]:
