@@ -19,6 +19,8 @@ import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 import emoframe.components  # noqa: F401  (registers every built-in component)
+from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-exported: checkpoints are found there
+from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
 from emoframe.registry import (
     BACKBONES,
@@ -140,26 +142,6 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
         return base / str(run["version"])
     versions = [int(m.group(1)) for p in base.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))]
     return base / f"version_{max(versions, default=-1) + 1}"
-
-
-def find_checkpoint(cfg: dict[str, Any], which: str) -> Path:
-    """``best``/``last`` in the newest run of this recipe that has one, or a path."""
-    if which not in ("best", "last"):
-        path = Path(which)
-        if not path.is_file():
-            raise RecipeError(f"Checkpoint not found: {path}")
-        return path
-    run = cfg.get("run") or {}
-    base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
-    found = sorted(base.glob(f"*/checkpoints/{which}.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise RecipeError(f"No '{which}' checkpoint under {base}/*/checkpoints/ (train first, or give --ckpt PATH)")
-    return found[-1]
-
-
-def run_dir_of_checkpoint(ckpt: Path) -> Path | None:
-    """The run directory of a checkpoint written by emoframe (``<run>/checkpoints/x.ckpt``)."""
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
 
 
 def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:

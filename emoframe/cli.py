@@ -33,24 +33,15 @@ def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _load(recipe: str | None, overrides: list[str], ckpt: str | None) -> dict[str, Any]:
-    from emoframe.config import apply_overrides, check_top_level, load_recipe, resolve
+    """The recipe file's recipe, else the one stored in ``--ckpt PATH``, with the overrides applied."""
+    from emoframe.checkpoints import read_checkpoint
+    from emoframe.config import checkpoint_recipe, load_recipe
     from emoframe.registry import RecipeError
-    from emoframe.tasks.base import RECIPE_KEY
 
     if recipe:
         return load_recipe(recipe, overrides)
     if ckpt and ckpt not in ("best", "last"):
-        if not Path(ckpt).is_file():
-            raise RecipeError(f"Checkpoint not found: {ckpt}")
-        import torch
-        from omegaconf import OmegaConf
-
-        stored = torch.load(ckpt, map_location="cpu", weights_only=False).get(RECIPE_KEY)
-        if not stored:
-            raise RecipeError(f"{ckpt} holds no emoframe recipe: give the recipe file too")
-        cfg = resolve(apply_overrides(OmegaConf.create(stored), overrides))
-        check_top_level(cfg)
-        return cfg
+        return checkpoint_recipe(read_checkpoint(ckpt).require_recipe(), overrides)
     raise RecipeError("Give a recipe file (recipes/*.yaml), or --ckpt PATH to a checkpoint written by emoframe")
 
 
@@ -137,35 +128,19 @@ def write_predictions(outputs: list[dict[str, Any]], class_names: list[str], pat
                 i += 1
 
 
-def _extract_recipe(stored: dict[str, Any], recipe: str | None, overrides: list[str]) -> dict[str, Any]:
-    """The checkpoint's recipe, its ``data:`` replaced by the recipe file's (when given), then the overrides."""
-    from omegaconf import OmegaConf
-
-    from emoframe.config import apply_overrides, check_top_level, compose, resolve
-    from emoframe.registry import RecipeError
-
-    cfg = OmegaConf.create(stored)
-    if recipe:
-        own = compose(recipe)
-        if "data" not in own:
-            raise RecipeError(f"{recipe}: no data: section to extract features from")
-        cfg["data"] = own["data"]  # replaced, not merged: another datamodule shares no keys with the training one
-        imports = [*(stored.get("imports") or []), *(own.get("imports") or [])]
-        if imports:
-            cfg["imports"] = list(dict.fromkeys(imports))
-    out = resolve(apply_overrides(cfg, overrides))
-    check_top_level(out)
-    return out
-
-
 def cmd_extract(ns: argparse.Namespace) -> None:
-    import torch
-
-    from emoframe.builder import find_checkpoint, run_dir_of_checkpoint
-    from emoframe.config import load_recipe
-    from emoframe.eval.extract import parse_tta, run_extract
-    from emoframe.registry import RecipeError
-    from emoframe.tasks.base import RECIPE_KEY
+    from emoframe.builder import build_datamodule
+    from emoframe.checkpoints import (
+        find_checkpoint,
+        load_backbone,
+        read_checkpoint,
+        run_dir_of_checkpoint,
+        warn_data_differs,
+    )
+    from emoframe.clipsvm.extract import check_request, run_extract
+    from emoframe.clipsvm.tta import parse_tta
+    from emoframe.config import checkpoint_recipe, load_recipe
+    from emoframe.registry import RecipeError, load_plugins
 
     transforms = parse_tta(ns.tta)
     splits = [s.strip() for s in ns.splits.split(",") if s.strip()]
@@ -175,33 +150,43 @@ def cmd_extract(ns: argparse.Namespace) -> None:
         ckpt = find_checkpoint(load_recipe(ns.recipe, ns.overrides), ns.ckpt)
     else:
         ckpt = find_checkpoint({}, ns.ckpt)
-    try:
-        payload = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated or foreign files fail in many ways inside torch.load
-        raise RecipeError(f"{ckpt}: not a readable checkpoint ({type(err).__name__})") from None
-    stored = payload.get(RECIPE_KEY) if isinstance(payload, dict) else None
-    if not stored or not isinstance(payload.get("state_dict"), dict):
-        raise RecipeError(f"{ckpt}: not an emoframe checkpoint (no recipe or state_dict inside)")
-    cfg = _extract_recipe(stored, ns.recipe, ns.overrides)
+    checkpoint = read_checkpoint(ckpt)
+    stored = checkpoint.require_recipe("the model comes from it; extract from a checkpoint written by emoframe fit")
+    cfg = checkpoint_recipe(stored, ns.overrides, data_from=ns.recipe)  # the data: section may come from ns.recipe
     run_dir = run_dir_of_checkpoint(ckpt)
+    data = cfg.get("data") or {}
     if ns.output:
         output = Path(ns.output)
     elif run_dir is not None:
-        data = cfg.get("data") or {}
         output = run_dir / "features" / str(data.get("name") or str(data.get("class_path", "data")).rsplit(".")[-1])
     else:
         raise RecipeError("--output: give the folder to write <split>.npz to")
+    check_request(splits, ns.batch_size)
+    load_plugins(list(cfg.get("imports") or []))
+    if data.get("features"):  # hand-crafted features (fusion recipes) are not the backbone's: not computed
+        data = {**data, "features": None}
+    datamodule = build_datamodule({**cfg, "data": data})
+    trained_data = stored.get("data") or {}
+    warn_data_differs(trained_data, data)
+    model = cfg.get("model") or {}
+    channels = int(getattr(datamodule, "channels", 3))
+    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_data.get("channels"))
+    source = {
+        "checkpoint": {"path": str(ckpt.resolve()), "sha256": checkpoint.sha256()},
+        "backbone": model.get("backbone"),
+        "data": data,
+    }
     results = run_extract(
-        cfg,
-        ckpt,
-        payload["state_dict"],
+        datamodule,
+        backbone,
         output,
         splits,
         transforms,
+        source,
         batch_size=ns.batch_size,
         device=ns.device,
         overwrite=ns.overwrite,
-        trained_cfg=stored,
+        channels_last=bool(model.get("channels_last", False)),
     )
     for r in results:
         state = "already complete" if r.skipped else "written"
@@ -210,7 +195,8 @@ def cmd_extract(ns: argparse.Namespace) -> None:
 
 def cmd_svm(ns: argparse.Namespace) -> None:
     from emoframe.builder import new_run_dir
-    from emoframe.eval.svm_run import find_model, fit_svm, load_svm_recipe, predict_svm
+    from emoframe.clipsvm.run import find_model, fit_svm, predict_svm
+    from emoframe.config import load_svm_recipe, save_recipe
     from emoframe.registry import RecipeError
 
     if not ns.recipe:
@@ -225,6 +211,7 @@ def cmd_svm(ns: argparse.Namespace) -> None:
         return
     run_dir = new_run_dir(cfg)
     rows = fit_svm(cfg, run_dir)
+    save_recipe(cfg, run_dir / "config.yaml")
     print(f"Run directory: {run_dir}", file=sys.stderr)
     for row in rows:
         shown = [f"{k}={v:.4f}" for k, v in row.items() if k.endswith("_accuracy") and isinstance(v, float)]

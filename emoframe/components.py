@@ -2,6 +2,7 @@
 
 import emoframe.backbones
 import emoframe.callbacks
+import emoframe.clipsvm.aggregations
 import emoframe.data
 import emoframe.faces
 import emoframe.features

@@ -31,6 +31,8 @@ TOP_LEVEL_KEYS = (
     "callbacks",
     "loggers",
 )
+SVM_TOP_LEVEL_KEYS = ("seed", "run", "features", "splits", "svm")
+"""The sections of an ``emoframe svm`` recipe (no datamodule, model or trainer: see emoframe.clipsvm.run)."""
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -152,6 +154,30 @@ def load_recipe(
     check_keys(run, RUN_KEYS, "run")
     out["run"] = run
     run.setdefault("name", Path(path).stem)
+    return out
+
+
+def load_svm_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """An ``emoframe svm`` recipe: composed, overridden, resolved, its top-level sections checked."""
+    return load_recipe(path, list(overrides or []), known=SVM_TOP_LEVEL_KEYS)
+
+
+def checkpoint_recipe(
+    stored: dict[str, Any], overrides: list[str] | None = None, data_from: str | Path | None = None
+) -> dict[str, Any]:
+    """A checkpoint's stored recipe, its ``data:`` replaced by the recipe file ``data_from``'s (when given), then
+    the overrides; resolved and checked like a recipe file."""
+    cfg = OmegaConf.create(stored)
+    if data_from:
+        own = compose(data_from)
+        if "data" not in own:
+            raise RecipeError(f"{data_from}: no data: section to extract features from")
+        cfg["data"] = own["data"]  # replaced, not merged: another datamodule shares no keys with the training one
+        imports = [*(stored.get("imports") or []), *(own.get("imports") or [])]
+        if imports:
+            cfg["imports"] = list(dict.fromkeys(imports))
+    out = resolve(apply_overrides(cfg, list(overrides or [])))
+    check_top_level(out)
     return out
 
 

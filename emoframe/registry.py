@@ -337,6 +337,8 @@ OPTIMIZERS = Registry("optimizer")
 SCHEDULERS = Registry("scheduler")
 TRANSFORMS = Registry("transform")
 FEATURES = Registry("feature extractor", "features")
+AGGREGATIONS = Registry("aggregation")
+"""Clip aggregations for clip SVMs (emoframe.clipsvm.aggregations): ``(T, D)`` frames -> one clip vector."""
 
 REGISTRIES: dict[str, Registry] = {
     r.plural: r
@@ -352,5 +354,6 @@ REGISTRIES: dict[str, Registry] = {
         SCHEDULERS,
         TRANSFORMS,
         FEATURES,
+        AGGREGATIONS,
     )
 }

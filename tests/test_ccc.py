@@ -7,7 +7,8 @@ import pytest
 import torch
 from torchmetrics.regression import ConcordanceCorrCoef
 
-from emoframe.losses import CCCLoss, concordance
+from emoframe.functional import concordance
+from emoframe.losses import CCCLoss
 from emoframe.registry import LOSSES, RecipeError
 
 

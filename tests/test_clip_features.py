@@ -1,4 +1,4 @@
-"""Clip aggregation, rescaling, RootSIFT and standardisation (emoframe.eval.clip_features)."""
+"""Clip aggregation, rescaling, RootSIFT and standardisation (emoframe.clipsvm.aggregations, .pipeline)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from emoframe.clipsvm.aggregations import aggregate, check_aggregations
+from emoframe.clipsvm.pipeline import ClipAggregator, RootSIFT, clip_feature_pipeline
 from emoframe.errors import DataError
-from emoframe.eval.clip_features import (
-    AGGREGATIONS,
-    ClipAggregator,
-    RootSIFT,
-    aggregate,
-    check_aggregations,
-    clip_feature_pipeline,
-)
-from emoframe.registry import RecipeError
+from emoframe.registry import AGGREGATIONS, REGISTRIES, RecipeError
 
 
 @pytest.fixture()
@@ -133,3 +127,15 @@ def test_bad_aggregation_names() -> None:
         ClipAggregator("stat")
     with pytest.raises(RecipeError, match="fft_length: expected a positive integer"):
         ClipAggregator(["fft"], fft_length=0)
+
+
+def test_aggregations_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    """``emoframe list aggregations`` shows every aggregation with its docstring's first line."""
+    from emoframe.cli import main
+
+    assert REGISTRIES["aggregations"] is AGGREGATIONS
+    assert main(["list", "aggregations"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("aggregations:\n")
+    assert "stat_star            STAT*: mean, std, min concatenated" in out
+    assert all(f"  {name} " in out for name in AGGREGATIONS.names())

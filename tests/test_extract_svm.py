@@ -18,11 +18,12 @@ import torch
 
 from emoframe.backbones.small_cnn import SmallCNN
 from emoframe.cli import main
+from emoframe.clipsvm import extract as extract_module
+from emoframe.clipsvm.feature_files import load_features, write_features
+from emoframe.clipsvm.svm import SVMEnsemble, load_model
+from emoframe.clipsvm.tta import PAPER_TTA, TTATransform, tta_features, tta_views
 from emoframe.data.fer2013 import Fer2013DataModule
 from emoframe.errors import DataError
-from emoframe.eval import extract as extract_module
-from emoframe.eval.extract import PAPER_TTA, TTATransform, load_features, tta_features, tta_views, write_features
-from emoframe.eval.svm import SVMEnsemble, load_model
 from emoframe.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def fer_val(fer2013_zip: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def backbone(ckpt: Path) -> SmallCNN:
-    """The checkpoint's backbone, loaded here independently of emoframe.eval.extract."""
+    """The checkpoint's backbone, loaded here independently of emoframe.checkpoints."""
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     net = SmallCNN(in_chans=1, widths=WIDTHS)
     net.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")})
@@ -366,7 +367,8 @@ def test_svm_recipes_resolve_and_check(monkeypatch: pytest.MonkeyPatch, tmp_path
     """Every SVM recipe in recipes/ (those with an svm: section) composes and passes the checks made before reading."""
     from omegaconf import OmegaConf
 
-    from emoframe.eval.svm_run import load_svm_recipe, plan_from_recipe
+    from emoframe.clipsvm.run import plan_from_recipe
+    from emoframe.config import load_svm_recipe
 
     recipes = [p for p in sorted((REPO / "recipes").glob("*.yaml")) if "svm" in OmegaConf.load(p)]
     assert [p.name for p in recipes] == ["afew_stat_svm.yaml"]

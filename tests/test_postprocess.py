@@ -10,7 +10,7 @@ import torch
 
 from emoframe.errors import DataError
 from emoframe.eval.postprocess import PostProcessor, apply_postprocessors, fit_postprocessors
-from emoframe.losses.ccc import concordance
+from emoframe.functional.concordance import concordance
 from emoframe.registry import RecipeError
 
 FPS = 25.0

@@ -1,4 +1,4 @@
-"""Clip SVMs, their score ensemble and class-prior weighting (emoframe.eval.svm), on real FER2013 faces.
+"""Clip SVMs, their score ensemble and class-prior weighting (emoframe.clipsvm.svm), on real FER2013 faces.
 
 Pseudo-clips: 3..12 real faces of one class stand in for the frames of a video, with a 288-value HOG per
 face standing in for a CNN's penultimate layer. Training clips come from FER2013's Training images,
@@ -15,9 +15,8 @@ import joblib
 import numpy as np
 import pytest
 
-from emoframe.errors import DataError
-from emoframe.eval.clip_features import aggregate
-from emoframe.eval.svm import (
+from emoframe.clipsvm.aggregations import aggregate
+from emoframe.clipsvm.svm import (
     DEFAULT_C_GRID,
     ClipSVM,
     SVMEnsemble,
@@ -25,6 +24,7 @@ from emoframe.eval.svm import (
     load_model,
     prior_weights,
 )
+from emoframe.errors import DataError
 from emoframe.labels import EMOTIONS
 from emoframe.registry import RecipeError
 

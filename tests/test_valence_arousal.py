@@ -25,7 +25,7 @@ from emoframe.data.sequences import window_starts
 from emoframe.errors import DataError
 from emoframe.files.lazy import NpzMember
 from emoframe.files.video import iter_frames
-from emoframe.losses.ccc import concordance
+from emoframe.functional.concordance import concordance
 from emoframe.tasks.temporal import TemporalModel
 from emoframe.tasks.va_regressor import VARegressor
 

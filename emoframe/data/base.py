@@ -19,6 +19,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from emoframe.data.datasets import ImageArrayDataset, stratified_subset
+from emoframe.data.frame_sources import FrameSource, image_frame_source
 from emoframe.data.transforms import ImageTransform, build_transform
 from emoframe.errors import DataError
 from emoframe.features import build_extractors, extract_features
@@ -152,6 +153,10 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         if not self._datasets:
             self.setup()
         return self._datasets["test" if split == "predict" else split]
+
+    def frame_source(self, split: str) -> FrameSource:
+        """The images of ``split`` as one-frame clips through the evaluation transform (``emoframe extract``)."""
+        return image_frame_source(self.dataset(split), self.eval_transform, split, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from emoframe.data.frame_sources import FrameSource, clip_frame_source
 from emoframe.data.sequences import OnBad, Recording, SequenceRegressionDataModule, Source, _check, _stem, is_video
 from emoframe.errors import DataError
 from emoframe.files.decode import is_image_name
@@ -335,6 +336,10 @@ class ClipClassificationDataModule(SequenceRegressionDataModule):
             self.recordings(split), self.frames, self.sampling, self.stride_s, self.mean, self.std, train,
             self.clip_transforms if train else None,
         )  # fmt: skip
+
+    def frame_source(self, split: str) -> FrameSource:
+        """Every frame with a face crop of each clip of ``split``, normalised (``emoframe extract``)."""
+        return clip_frame_source(self.recordings(split), self.mean, self.std, read_frames, UNLABELLED)
 
     def test_dataloader(self) -> DataLoader:
         recordings = self.recordings("test")

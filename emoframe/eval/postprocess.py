@@ -19,7 +19,7 @@ import torch
 from scipy.ndimage import median_filter
 
 from emoframe.errors import DataError
-from emoframe.losses.ccc import concordance
+from emoframe.functional.concordance import concordance
 from emoframe.registry import RecipeError
 
 STEPS = ("median", "centre", "scale", "shift")

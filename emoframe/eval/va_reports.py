@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from emoframe.eval.postprocess import STEPS, PostProcessor, apply_postprocessors
-from emoframe.losses.ccc import concordance
+from emoframe.functional.concordance import concordance
 
 Window = tuple[int, int, np.ndarray]
 """(recording index, first frame, (window, D) predictions)."""

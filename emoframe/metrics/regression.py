@@ -15,7 +15,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from emoframe.errors import DataError
-from emoframe.losses.ccc import Estimator, concordance
+from emoframe.functional.concordance import Estimator, concordance
 from emoframe.registry import RecipeError
 
 

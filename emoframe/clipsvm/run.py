@@ -13,29 +13,30 @@ A member's ``features:`` names its feature set; it may be left out when the memb
 there is only one set. Every other member key is ``ClipSVM``'s (``build_svm_ensemble``). Everything in the
 recipe is checked before any feature file is read.
 
-Fitting writes ``config.yaml``, ``svm.joblib`` (``load_model``), ``report.csv`` (per member: C, CV accuracy
+Fitting writes ``svm.joblib`` (``load_model``), ``report.csv`` (per member: C, CV accuracy
 and eval accuracy; the ensemble without and with the sqrt class-prior weights; the majority-class rate) and
-``<eval>_confusion.csv``/``.png`` of the ensemble as configured. ``--predict`` writes per-clip scores.
+``<eval>_confusion.csv``/``.png`` of the ensemble as configured (the command adds the recipe as
+``config.yaml``). ``--predict`` writes per-clip scores. The recipe is read by emoframe.config.load_svm_recipe.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emoframe.errors import DataError
-from emoframe.eval.extract import SPLIT_NAMES, FeatureFile, load_features
-from emoframe.eval.svm import SVMEnsemble, build_svm_ensemble, load_model
+from emoframe.checkpoints import newest_run_file
+from emoframe.clipsvm.feature_files import SPLIT_NAMES, FeatureFile, load_features
+from emoframe.clipsvm.svm import SVMEnsemble, build_svm_ensemble, load_model
+from emoframe.errors import DataError, RecipeError
+from emoframe.eval.reports import write_confusion_reports
 from emoframe.labels import EMOTIONS
-from emoframe.registry import RecipeError
 
-SVM_TOP_LEVEL_KEYS = ("seed", "run", "features", "splits", "svm")
 MODEL_FILE = "svm.joblib"
 
 
@@ -54,12 +55,6 @@ class SvmPlan:
     def sets(self) -> list[str]:
         """The feature sets some member reads, in recipe order."""
         return [name for name in self.feature_dirs if name in self.member_sets.values()]
-
-
-def load_svm_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    from emoframe.config import load_recipe
-
-    return load_recipe(path, list(overrides), known=SVM_TOP_LEVEL_KEYS)
 
 
 def _split_name(value: Any, where: str) -> str:
@@ -200,10 +195,10 @@ def _class_name(label: int) -> str:
 
 
 def fit_svm(cfg: Mapping[str, Any], run_dir: Path) -> list[dict[str, Any]]:
-    """Fit on ``splits.fit``, evaluate on ``splits.eval``, write the run; returns the report rows."""
-    from emoframe.config import save_recipe
-    from emoframe.eval.reports import write_confusion_reports
+    """Fit on ``splits.fit``, evaluate on ``splits.eval``, write the run; returns the report rows.
 
+    ``cfg`` is the resolved recipe (emoframe.config.load_svm_recipe); the caller saves it with the run.
+    """
     plan = plan_from_recipe(cfg)
     parts = [read_split(plan, split) for split in plan.fit_splits]
     fit_clips = {name: [c for p in parts for c in p[0][name]] for name in plan.sets}
@@ -255,7 +250,6 @@ def fit_svm(cfg: Mapping[str, Any], run_dir: Path) -> list[dict[str, Any]]:
             confusion[present.index(int(t)), present.index(int(p))] += 1
         write_confusion_reports(confusion, [_class_name(c) for c in present], run_dir, prefix=split or "eval")
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_recipe(dict(cfg), run_dir / "config.yaml")
     ensemble.save(run_dir / MODEL_FILE)
     columns = ["model", "features", "aggregations", "C", "cv_accuracy", acc_key, "clips", "prior"]
     with (run_dir / "report.csv").open("w", newline="") as f:
@@ -277,12 +271,10 @@ def find_model(cfg: Mapping[str, Any], model: str | None) -> Path:
         if not path.is_file():
             raise RecipeError(f"--model: SVM model not found: {path}")
         return path
-    run = cfg.get("run") or {}
-    base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
-    found = sorted(base.glob(f"*/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime)
-    if not found:
+    base, found = newest_run_file(cfg, MODEL_FILE)
+    if found is None:
         raise RecipeError(f"No {MODEL_FILE} under {base}/*/ (run emoframe svm RECIPE first, or give --model PATH)")
-    return found[-1]
+    return found
 
 
 def predict_svm(cfg: Mapping[str, Any], model_path: Path, split: str, output: Path | None) -> tuple[Path, float | None]:

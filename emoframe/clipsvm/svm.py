@@ -1,6 +1,6 @@
 """Linear SVMs on clip features, their score ensemble and class-prior weighting (Knyazev et al., EmotiW 2017).
 
-* ``ClipSVM``: one feature set (one network's per-frame features) -> ``clip_features`` steps -> ``LinearSVC``,
+* ``ClipSVM``: one feature set (one network's per-frame features) -> ``pipeline`` steps -> ``LinearSVC``,
   with C chosen by stratified k-fold cross-validation ("The regularization constant of SVMs is found by
   5-fold cross-validation"). The scalers are refitted inside every fold, so no fold sees its held-out clips.
   ``LinearSVC`` (liblinear) rather than ``SVC(kernel="linear")`` (libsvm): it trains one-vs-rest, so every
@@ -35,10 +35,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from emoframe.errors import DataError
-from emoframe.eval.clip_features import check_aggregations, check_clips, clip_feature_steps
+from emoframe.clipsvm.aggregations import check_aggregations, check_clips
+from emoframe.clipsvm.pipeline import clip_feature_steps
+from emoframe.errors import DataError, RecipeError
 from emoframe.labels import EMOTIONS
-from emoframe.registry import RecipeError, check_arguments
+from emoframe.registry import check_arguments
 
 DEFAULT_C_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 """Log grid of SVM regularisation constants; standardised 10^3-10^4-dimensional features favour small C."""
