@@ -5,7 +5,9 @@ import emoframe.callbacks
 import emoframe.data
 import emoframe.faces
 import emoframe.features
+import emoframe.finetune
 import emoframe.heads
 import emoframe.losses
 import emoframe.optim
-import emoframe.tasks  # noqa: F401
+import emoframe.tasks
+import emoframe.temporal  # noqa: F401

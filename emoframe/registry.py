@@ -272,6 +272,7 @@ OPTIMIZERS = Registry("optimizer")
 SCHEDULERS = Registry("scheduler")
 TRANSFORMS = Registry("transform")
 FEATURES = Registry("feature extractor", "features")
+TEMPORAL = Registry("temporal model", "temporal")
 
 REGISTRIES: dict[str, Registry] = {
     r.plural: r
@@ -287,5 +288,6 @@ REGISTRIES: dict[str, Registry] = {
         SCHEDULERS,
         TRANSFORMS,
         FEATURES,
+        TEMPORAL,
     )
 }

@@ -6,7 +6,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -23,11 +23,18 @@ warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on e
 
 
 class Task(pl.LightningModule):
-    """Base task.  Subclasses define the forward pass, steps and metrics; this handles the plumbing.
+    """Base task.  Subclasses define the forward pass, ``_step`` (loss and metric updates of one batch) and
+    ``epoch_end``/``reset_metrics``; this handles the plumbing (steps, loss logging, sanity-check resets).
 
     ``optimizer`` and ``scheduler`` are factories made by the builder from the recipe: the optimizer
     needs the parameters and the schedule needs the number of steps, both known only at fit time.
+
+    Outputs are components, not task code: ``prediction_writer`` names the registered prediction writer
+    ``emoframe predict`` uses unless the recipe's ``predict.writer`` names another; ``configure_callbacks``
+    returns the task's report writers and fitted post-processing (``emoframe.callbacks``).
     """
+
+    prediction_writer: ClassVar[str] = "class_probabilities"
 
     def __init__(
         self,
@@ -46,6 +53,50 @@ class Task(pl.LightningModule):
     def head_in_features(cls, backbone_features: int, **task_args: Any) -> int:
         """Width of the head's input for these recipe arguments (the builder sizes the head with it)."""
         return backbone_features
+
+    # -- steps and epochs ------------------------------------------------------------------------
+    def _step(self, batch: Any, split: str) -> torch.Tensor | None:
+        """Loss of one batch (None: nothing to learn from) after updating the split's metrics."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def log_loss(self, split: str, loss: torch.Tensor, batch_size: int) -> None:
+        """``<split>/loss``: per step and epoch in training, per epoch (synced across processes) otherwise."""
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=split == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=split != "train",
+        )
+
+    def epoch_end(self, split: str) -> None:
+        """Compute, log and reset the split's epoch metrics."""
+
+    def reset_metrics(self, split: str) -> None:
+        """Forget the split's epoch metrics (after the sanity check, whose numbers mean nothing)."""
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_end("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self.reset_metrics("val")
+        else:
+            self.epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.epoch_end("test")
 
     # -- data layout -----------------------------------------------------------------------------
     def to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
