@@ -7,7 +7,7 @@ from typing import ClassVar
 import pytest
 from torch import nn
 
-from emoframe.registry import LOSSES, RecipeError, Registry, load_plugins
+from emoframe.registry import LOSSES, RecipeError, Registry, accepted_parameters, check_arguments, load_plugins
 
 
 @pytest.fixture()
@@ -163,3 +163,21 @@ def test_moved_keys_name_the_new_key() -> None:
     with pytest.raises(RecipeError, match=r"^data.batch_size has moved: set data.loader.batch_size instead$"):
         reg.build({"name": "grouped", "batch_size": 4}, "data")
     assert reg.build({"name": "grouped", "loader": {"batch_size": 4}}, "data").loader == {"batch_size": 4}
+
+
+def test_unpacked_typed_keywords_are_checked_like_spelled_out_ones() -> None:
+    from typing import TypedDict, Unpack
+
+    class Parts(TypedDict, total=False):
+        channels_last: bool
+        head: object
+
+    def make(threshold: float = 0.5, **parts: Unpack[Parts]) -> dict:
+        return {"threshold": threshold, **parts}
+
+    assert accepted_parameters(make) == {"threshold", "channels_last", "head"}
+    check_arguments(make, {"channels_last": True, "threshold": 0.3}, "model")
+    with pytest.raises(RecipeError, match=r"Unknown key model.channels_lastt .*Did you mean 'channels_last'"):
+        check_arguments(make, {"channels_lastt": True}, "model")
+    with pytest.raises(RecipeError, match=r"Wrong type for model.channels_last: expected bool"):
+        check_arguments(make, {"channels_last": "yes"}, "model")

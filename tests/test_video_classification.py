@@ -334,15 +334,15 @@ def test_sequence_classifier_ignores_padding_freezes_and_loads_fer_weights(afew_
         width = TEMPORAL.get(name).output_width(16, **args)
         backbone, head = SmallCNN(1, [8, 16]), LinearHead(width, 7)
         temporal = TEMPORAL.build({"name": name, **args}, in_features=16)
-        model = SequenceClassifier(backbone, temporal, head, CrossEntropy(), list(EMOTIONS)).eval()
+        parts = {"backbone": backbone, "temporal": temporal, "head": head, "loss": CrossEntropy()}
+        model = SequenceClassifier(**parts, class_names=list(EMOTIONS)).eval()
         a, b = model(x, mask), model(garbage, mask)
         assert a.shape == (2, 7)
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(model(x[1:, :4]), a[1:])  # padding changes nothing: same as the 4-frame clip
     lstm = TEMPORAL.build({"name": "lstm", "hidden_size": 8, "num_layers": 1}, in_features=16)
-    frozen = SequenceClassifier(
-        SmallCNN(1, [8, 16]), lstm, LinearHead(8, 7), CrossEntropy(), list(EMOTIONS), freeze_backbone=True
-    ).train()
+    parts = {"backbone": SmallCNN(1, [8, 16]), "temporal": lstm, "head": LinearHead(8, 7), "loss": CrossEntropy()}
+    frozen = SequenceClassifier(**parts, class_names=list(EMOTIONS), freeze_backbone=True).train()
     assert not frozen.backbone.training and frozen.temporal.training
     frozen.loss(frozen(x, mask), torch.tensor([3, 4])).backward()
     assert all(p.grad is None for p in frozen.backbone.parameters())

@@ -6,7 +6,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 import pytorch_lightning as pl
 import torch
@@ -20,6 +20,19 @@ RECIPE_KEY = "emoframe_recipe"
 
 # Epoch metrics come from torchmetrics, which syncs its states across processes itself.
 warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on epoch level", category=Warning)
+
+
+class TaskParts(TypedDict, total=False):
+    """The keyword arguments every task takes, declared once (``**parts: Unpack[TaskParts]``; the registry checks
+    them as if spelled out): the modules and factories the builder injects, and the recipe's ``channels_last``."""
+
+    backbone: nn.Module
+    head: nn.Module
+    loss: nn.Module
+    class_names: list[str]
+    optimizer: OptimizerFactory | None
+    scheduler: SchedulerFactory | None
+    channels_last: bool
 
 
 class Task(pl.LightningModule):
@@ -36,16 +49,16 @@ class Task(pl.LightningModule):
 
     prediction_writer: ClassVar[str] = "class_probabilities"
 
-    def __init__(
-        self,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
-    ) -> None:
+    def __init__(self, **parts: Unpack[TaskParts]) -> None:
+        """Keeps the parts given: ``backbone``, then (a sequence task's) ``temporal``, ``head``, ``loss``."""
         super().__init__()
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.channels_last = channels_last
+        self.optimizer_factory = parts.get("optimizer")
+        self.scheduler_factory = parts.get("scheduler")
+        self.channels_last = bool(parts.get("channels_last", False))
+        for name in ("backbone", "temporal", "head", "loss"):
+            if parts.get(name) is not None:
+                setattr(self, name, parts[name])  # type: ignore[literal-required]
+        self.class_names = list(parts.get("class_names") or [])
         self.recipe: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
         self.report_dir: Path | None = None  # where `test` writes reports; set by the builder
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from torch import nn
 from emoframe.callbacks.reports import ConfusionReport
 from emoframe.metrics import ClassificationMetrics
 from emoframe.registry import TASKS
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
+from emoframe.tasks.base import Task, TaskParts
 
 
 @TASKS.register("frame_classifier")
@@ -22,21 +22,8 @@ class FrameClassifier(Task):
     inputs = 1
     """Leading batch entries the model reads; the label is the entry after them (extra ones are ignored)."""
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler, channels_last=channels_last)
-        self.backbone = backbone
-        self.head = head
-        self.loss = loss
-        self.class_names = list(class_names)
+    def __init__(self, **parts: Unpack[TaskParts]) -> None:
+        super().__init__(**parts)
         n = len(self.class_names)
         self.metrics = nn.ModuleDict({f"{s}_metrics": ClassificationMetrics(n) for s in ("train", "val", "test")})
         self.results: dict[str, dict[str, np.ndarray]] = {}  # the last epoch's confusion matrix, for the reports

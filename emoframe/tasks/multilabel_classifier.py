@@ -14,7 +14,7 @@ LSTM (the paper's "proposed model").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from pytorch_lightning.callbacks import Callback
@@ -24,9 +24,7 @@ from emoframe.callbacks.postprocess import ThresholdTuning
 from emoframe.callbacks.reports import LabelCounts, LabelReport
 from emoframe.metrics.multilabel import MultilabelMetrics, MultilabelScores
 from emoframe.registry import TASKS, RecipeError
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory
-from emoframe.tasks.sequence import WindowTask
-from emoframe.temporal import TemporalModel
+from emoframe.tasks.sequence import SequenceParts, WindowTask
 
 
 @TASKS.register("multilabel_classifier")
@@ -42,20 +40,13 @@ class MultilabelClassifier(WindowTask):
 
     def __init__(
         self,
-        backbone: nn.Module,
-        temporal: TemporalModel,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
         threshold: float = 0.5,
         tune_thresholds: bool = True,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
+        **parts: Unpack[SequenceParts],
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise RecipeError(f"model.threshold: expected a probability in (0, 1), got {threshold!r}")
-        super().__init__(backbone, temporal, head, loss, class_names, optimizer, scheduler, channels_last)
+        super().__init__(**parts)
         self.default_threshold = threshold
         self.tune_thresholds = tune_thresholds
         self.register_buffer("thresholds", torch.full((len(self.class_names),), float(threshold)))

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
+from emoframe.tasks.base import Task, TaskParts
 from emoframe.temporal import TemporalModel
 
 TEMPORAL_MOVED: dict[str, str] = {
@@ -24,6 +24,12 @@ TEMPORAL_MOVED: dict[str, str] = {
     "dropout": "temporal.dropout",
 }
 """The temporal model's arguments, once flat ``model:`` keys (``moved_keys`` of the sequence tasks)."""
+
+
+class SequenceParts(TaskParts, total=False):
+    """A sequence task's parts: every task's, and the temporal model the builder builds from ``model.temporal``."""
+
+    temporal: TemporalModel
 
 
 def frame_features(
@@ -69,24 +75,6 @@ class WindowTask(Task):
     moved_keys: ClassVar[dict[str, str]] = TEMPORAL_MOVED
     predict_key: ClassVar[str] = "preds"
     """The ``predict_step`` output holding the per-frame predictions (``predict_outputs`` of the logits)."""
-
-    def __init__(
-        self,
-        backbone: nn.Module,
-        temporal: TemporalModel,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler, channels_last=channels_last)
-        self.backbone = backbone
-        self.temporal = temporal
-        self.head = head
-        self.loss = loss
-        self.class_names = list(class_names)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, C, H, W) frames, (B, T) mask -> (B, T, outputs)."""

@@ -10,16 +10,14 @@ of class probabilities per clip (the ``clip_predictions`` writer).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Unpack
 
 import torch
-from torch import nn
 
 from emoframe.registry import TASKS, RecipeError
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory
 from emoframe.tasks.frame_classifier import FrameClassifier
-from emoframe.tasks.sequence import TEMPORAL_MOVED, frame_features
-from emoframe.temporal import RNNTemporal, TemporalModel
+from emoframe.tasks.sequence import TEMPORAL_MOVED, SequenceParts, frame_features
+from emoframe.temporal import RNNTemporal
 
 Readout = Literal["last", "mean"]
 
@@ -43,22 +41,14 @@ class SequenceClassifier(FrameClassifier):
 
     def __init__(
         self,
-        backbone: nn.Module,
-        temporal: TemporalModel,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
         readout: Readout = "last",
         freeze_backbone: bool = False,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
+        **parts: Unpack[SequenceParts],
     ) -> None:
-        super().__init__(backbone, head, loss, class_names, optimizer, scheduler, channels_last)
+        super().__init__(**parts)  # type: ignore[misc]
         if readout not in ("last", "mean"):
             raise RecipeError(f"model.readout: expected 'last' or 'mean', got {readout!r}")
-        self.temporal = temporal
-        self.readout = readout if isinstance(temporal, RNNTemporal) else "mean"
+        self.readout = readout if isinstance(self.temporal, RNNTemporal) else "mean"
         self.freeze_backbone = bool(freeze_backbone)
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)

@@ -15,7 +15,7 @@ the weights that ``best.ckpt`` then stores, by the ``va_postprocess`` component
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import torch
@@ -27,9 +27,7 @@ from emoframe.callbacks.postprocess import ValenceArousalPostProcessing
 from emoframe.eval.postprocess import PostProcessor
 from emoframe.metrics.regression import ConcordanceMetric
 from emoframe.registry import TASKS, RecipeError
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory
-from emoframe.tasks.sequence import WindowTask
-from emoframe.temporal import TemporalModel
+from emoframe.tasks.sequence import SequenceParts, WindowTask
 
 POSTPROCESS_KEY = "emoframe_postprocess"
 
@@ -49,21 +47,14 @@ class VARegressor(WindowTask):
 
     def __init__(
         self,
-        backbone: nn.Module,
-        temporal: TemporalModel,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
         init: Literal["xavier", "default"] = "xavier",
         init_from: str | None = None,
         postprocess: bool | dict[str, Any] = True,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
+        **parts: Unpack[SequenceParts],
     ) -> None:
         if init not in ("xavier", "default"):
             raise RecipeError(f"model.init: expected 'xavier' or 'default' (PyTorch's), got {init!r}")
-        super().__init__(backbone, temporal, head, loss, class_names, optimizer, scheduler, channels_last)
+        super().__init__(**parts)
         if init == "xavier":
             self.temporal.xavier_()
             for m in self.head.modules():
