@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypedDict, Unpack
 
 import pytest
 from torch import nn
@@ -165,16 +165,16 @@ def test_moved_keys_name_the_new_key() -> None:
     assert reg.build({"name": "grouped", "loader": {"batch_size": 4}}, "data").loader == {"batch_size": 4}
 
 
+class Parts(TypedDict, total=False):
+    channels_last: bool
+    head: object
+
+
+def make(threshold: float = 0.5, **parts: Unpack[Parts]) -> dict:
+    return {"threshold": threshold, **parts}
+
+
 def test_unpacked_typed_keywords_are_checked_like_spelled_out_ones() -> None:
-    from typing import TypedDict, Unpack
-
-    class Parts(TypedDict, total=False):
-        channels_last: bool
-        head: object
-
-    def make(threshold: float = 0.5, **parts: Unpack[Parts]) -> dict:
-        return {"threshold": threshold, **parts}
-
     assert accepted_parameters(make) == {"threshold", "channels_last", "head"}
     check_arguments(make, {"channels_last": True, "threshold": 0.3}, "model")
     with pytest.raises(RecipeError, match=r"Unknown key model.channels_lastt .*Did you mean 'channels_last'"):
