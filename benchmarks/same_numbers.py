@@ -47,7 +47,7 @@ LAYOUT = {
     ],
     "window": lambda n: [f"data.window={n}"],
     "clip_frames": lambda n: [f"data.frames={n}"],
-    "temporal": lambda hidden: [f"model.hidden_size={hidden}"],
+    "temporal": lambda hidden: [f"model.temporal.hidden_size={hidden}"],
 }
 
 

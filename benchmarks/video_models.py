@@ -89,7 +89,7 @@ def tiny_recipe(name: str, root: Path, out: Path, seed: int, epochs: int) -> Pat
             "data.workers=1",
             "model.freeze_backbone=false",
             "model.backbone.widths=[8,16,32]",
-            "model.hidden_size=32",
+            "model.temporal.hidden_size=32",
             f"trainer.max_epochs={epochs}",
             "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false",

@@ -32,6 +32,7 @@ from emoframe.registry import (
     OPTIMIZERS,
     SCHEDULERS,
     TASKS,
+    TEMPORAL,
     RecipeError,
     accepted_parameters,
     check_arguments,
@@ -62,7 +63,7 @@ def build_datamodule(cfg: dict[str, Any]) -> pl.LightningDataModule:
     return DATAMODULES.build(_section(cfg, "data"), "data")
 
 
-TASK_INJECTED = ("backbone", "head", "loss", "class_names", "optimizer", "scheduler")
+TASK_INJECTED = ("backbone", "temporal", "head", "loss", "class_names", "optimizer", "scheduler")
 
 
 def _data_inputs(
@@ -81,27 +82,62 @@ def _data_inputs(
     return {"feature_dim": feature_dim}
 
 
+def temporal_spec(target: Any, given: Any) -> dict[str, Any] | None:
+    """The ``model.temporal`` mapping for a task that takes a temporal model (None for one that does not).
+
+    A bare name (``temporal: gru``) reads as ``{name: gru}``; a mapping without a name, or naming the task's
+    default model, is laid over the task's ``temporal_default`` (so ``model.temporal.hidden_size=32`` keeps
+    the rest of the default).
+    """
+    params = accepted_parameters(target)
+    if params is not None and "temporal" not in params:
+        if given is not None:
+            raise RecipeError(f"model.temporal: task {target.__qualname__} takes no temporal model")
+        return None
+    default = dict(getattr(target, "temporal_default", None) or {"name": "none"})
+    spec = {"name": given} if isinstance(given, str) else dict(given or {})
+    if not isinstance(given, (str, type(None))) and not hasattr(given, "keys"):
+        raise RecipeError(f"model.temporal: expected a mapping like {{name: lstm, hidden_size: 128}}, got {given!r}")
+    if ("name" not in spec and "class_path" not in spec) or spec.get("name") == default.get("name"):
+        spec = {**default, **spec}
+    return spec
+
+
+def temporal_width(spec: dict[str, Any] | None, in_features: int) -> int:
+    """The width out of the temporal model ``spec`` for ``in_features`` per frame, without building it."""
+    if spec is None:
+        return in_features
+    target, args = TEMPORAL.resolve(spec, "model.temporal")
+    check_arguments(target, args, "model.temporal", provided=("in_features",))
+    width = getattr(target, "output_width", None)
+    return int(width(in_features, **args)) if width else in_features
+
+
 def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_training: bool = True) -> Task:
-    """Backbone (in_chans from the data) -> head (sized from the backbone, the task and the classes) -> task."""
+    """Backbone (in_chans from the data) -> head (sized from the backbone, the temporal model, the task and the
+    classes) -> temporal model -> task."""
     model = dict(_section(cfg, "model"))
     backbone_cfg = model.pop("backbone", None)
     if not backbone_cfg:
         raise RecipeError("Missing required value model.backbone (e.g. {name: timm, model: resnet18})")
     head_cfg = model.pop("head", None) or {"name": "linear"}
+    temporal_cfg = model.pop("temporal", None)
     target, task_args = TASKS.resolve(model, "model")
     params = accepted_parameters(target)
     data_inputs = _data_inputs(model, task_args, params or set(), datamodule)
     provided = tuple(k for k in TASK_INJECTED if params is None or k in params)
     check_arguments(target, {**task_args, **data_inputs}, "model", provided=provided)  # before head_in_features
+    temporal = temporal_spec(target, temporal_cfg)
     backbone = BACKBONES.build(backbone_cfg, "model.backbone", in_chans=getattr(datamodule, "channels", 3))
     num_features = getattr(backbone, "num_features", None)
     if not isinstance(num_features, int):
         raise RecipeError("model.backbone: the backbone must expose an int attribute 'num_features'")
+    width = temporal_width(temporal, num_features)  # backbone -> temporal model -> the task's own extra width
     head_in = getattr(target, "head_in_features", None)
     head = HEADS.build(
         head_cfg,
         "model.head",
-        in_features=head_in(num_features, **task_args, **data_inputs) if head_in else num_features,
+        in_features=head_in(width, **task_args, **data_inputs) if head_in else width,
         num_outputs=datamodule.num_classes,  # type: ignore[attr-defined]
     )
     loss = LOSSES.build(_section(cfg, "loss"), "loss")
@@ -114,6 +150,15 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
         scheduler = SCHEDULERS.partial(
             cfg["scheduler"], "scheduler", provided=("optimizer", "total_steps", "steps_per_epoch")
         )
+    # created after the head, where the tasks used to create it, so seeded runs draw the same weights
+    injected = {}
+    if temporal is not None:
+        injected["temporal"] = TEMPORAL.build(temporal, "model.temporal", in_features=num_features)
+        if int(getattr(injected["temporal"], "out_features", width)) != width:
+            raise RecipeError(
+                f"model.temporal: out_features differs from {type(injected['temporal']).__name__}"
+                ".output_width(); the head was sized with the latter"
+            )
     task = TASKS.build(
         model,
         "model",
@@ -123,6 +168,7 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
         class_names=list(getattr(datamodule, "class_names", [])),
         optimizer=optimizer,
         scheduler=scheduler,
+        **injected,
         **data_inputs,
     )
     if not isinstance(task, Task):

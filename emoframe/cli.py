@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import errno
 import os
 import shutil
@@ -92,14 +91,13 @@ def _evaluate(ns: argparse.Namespace, stage: str) -> None:
         print("Warning: no --ckpt given: evaluating freshly initialised weights", file=sys.stderr)
     ckpt_path = str(ckpt) if ckpt else None
     if stage == "predict":
+        path = Path(ns.output) if ns.output else built.run_dir / "predict" / "predictions.csv"
+        writer = prediction_writer(cfg, built.task, path)
+        built.trainer.callbacks.append(writer)
         outputs = built.trainer.predict(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path)
         if built.trainer.is_global_zero:
-            path = Path(ns.output) if ns.output else built.run_dir / "predict" / "predictions.csv"
-            writer = getattr(built.task, "write_predictions", None)  # a task with its own output format
-            if callable(writer):
-                writer(outputs or [], built.datamodule, path)
-            else:
-                write_predictions(outputs or [], list(built.task.class_names), path)  # type: ignore[arg-type]
+            if writer.paths is None:  # nothing was predicted: the writer still leaves its (empty) file
+                writer.write_all(built.trainer, built.task, list(outputs or []))
             print(f"Predictions: {path}")
         return
     run = built.trainer.validate if stage == "validate" else built.trainer.test
@@ -110,22 +108,22 @@ def _evaluate(ns: argparse.Namespace, stage: str) -> None:
             print(f"{key}\t{value:.4f}")
 
 
-def write_predictions(outputs: list[dict[str, Any]], class_names: list[str], path: Path) -> None:
-    """One CSV row per example: predicted class, its probability per class, and the target if known."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        has_target = bool(outputs) and "target" in outputs[0]
-        w.writerow(["index", "pred", *(["target"] if has_target else []), *[f"p_{c}" for c in class_names]])
-        i = 0
-        for batch in outputs:
-            for j in range(len(batch["pred"])):
-                row: list[Any] = [i, class_names[int(batch["pred"][j])]]
-                if has_target:
-                    row.append(class_names[int(batch["target"][j])])
-                row += [f"{p:.5f}" for p in batch["probs"][j].tolist()]
-                w.writerow(row)
-                i += 1
+def prediction_writer(cfg: dict[str, Any], task: Any, path: Path) -> Any:
+    """The recipe's ``predict.writer`` (a registered prediction writer), else the task's ``prediction_writer``."""
+    from emoframe.callbacks.writers import PredictionWriter
+    from emoframe.registry import CALLBACKS, RecipeError
+
+    section = cfg.get("predict") or {}
+    unknown = sorted(set(section) - {"writer"})
+    if unknown:
+        raise RecipeError(f"Unknown key predict.{unknown[0]}: the predict: section takes writer: {{name: ...}}")
+    spec = section.get("writer") or {"name": task.prediction_writer}
+    writer = CALLBACKS.build(spec, "predict.writer", path=str(path))
+    if not isinstance(writer, PredictionWriter):
+        raise RecipeError(
+            f"predict.writer: {type(writer).__name__} is not a prediction writer (emoframe.callbacks.writers)"
+        )
+    return writer
 
 
 def cmd_extract(ns: argparse.Namespace) -> None:

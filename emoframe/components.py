@@ -6,7 +6,9 @@ import emoframe.clipsvm.aggregations
 import emoframe.data
 import emoframe.faces
 import emoframe.features
+import emoframe.finetune
 import emoframe.heads
 import emoframe.losses
 import emoframe.optim
-import emoframe.tasks  # noqa: F401
+import emoframe.tasks
+import emoframe.temporal  # noqa: F401

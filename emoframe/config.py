@@ -30,6 +30,7 @@ TOP_LEVEL_KEYS = (
     "trainer",
     "callbacks",
     "loggers",
+    "predict",
 )
 SVM_TOP_LEVEL_KEYS = ("seed", "run", "features", "splits", "svm")
 """The sections of an ``emoframe svm`` recipe (no datamodule, model or trainer: see emoframe.clipsvm.run)."""

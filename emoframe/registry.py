@@ -158,14 +158,38 @@ def import_object(path: str, where: str = "class_path") -> Any:
         raise RecipeError(f"{where}: module '{module_name}' has no attribute '{attr}'") from None
 
 
+def unpacked_keywords(target: Callable[..., Any]) -> dict[str, Any] | None:
+    """Names and types of a ``**kwargs: Unpack[SomeTypedDict]`` parameter (PEP 692), or None if it has none.
+
+    Lets a family of components share keyword arguments (e.g. the parts the builder injects into every task)
+    declared once, and still have every key checked.
+    """
+    fn = target.__init__ if inspect.isclass(target) else target
+    var = next((p for p in inspect.signature(target).parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    if var is None:
+        return None
+    try:
+        hint = typing.get_type_hints(fn, include_extras=True).get(var.name)
+    except Exception:
+        return None
+    if typing.get_origin(hint) is typing.Unpack:
+        (typed_dict,) = typing.get_args(hint)
+        return typing.get_type_hints(typed_dict)
+    return None
+
+
 def accepted_parameters(target: Callable[..., Any]) -> set[str] | None:
-    """Names a callable accepts as keywords; ``None`` when it takes ``**kwargs``."""
+    """Names a callable accepts as keywords; ``None`` when it takes ``**kwargs`` (other than a typed
+    ``**kwargs: Unpack[TypedDict]``, whose keys are accepted)."""
     sig = inspect.signature(target)
     names = set()
     for p in sig.parameters.values():
         if p.kind is p.VAR_KEYWORD:
-            return None
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            unpacked = unpacked_keywords(target)
+            if unpacked is None:
+                return None
+            names |= set(unpacked)
+        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             names.add(p.name)
     return names
 
@@ -210,6 +234,7 @@ def check_arguments(
         raise RecipeError(f"{where}: {err}") from None
     try:
         hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
+        hints.update(unpacked_keywords(target) or {})
     except Exception:  # unresolvable annotations: skip the type check rather than guess
         hints = {}
     for key, value in kwargs.items():
@@ -339,6 +364,8 @@ TRANSFORMS = Registry("transform")
 FEATURES = Registry("feature extractor", "features")
 AGGREGATIONS = Registry("aggregation")
 """Clip aggregations for clip SVMs (emoframe.clipsvm.aggregations): ``(T, D)`` frames -> one clip vector."""
+TEMPORAL = Registry("temporal model", "temporal")
+"""Temporal models over per-frame features (emoframe.temporal): ``(B, T, F) -> (B, T, F')``."""
 
 REGISTRIES: dict[str, Registry] = {
     r.plural: r
@@ -355,5 +382,6 @@ REGISTRIES: dict[str, Registry] = {
         TRANSFORMS,
         FEATURES,
         AGGREGATIONS,
+        TEMPORAL,
     )
 }

@@ -13,8 +13,32 @@ from torch import nn
 
 import emoframe.components  # noqa: F401
 from emoframe.backbones.weights import WeightsError, load_pretrained
+from emoframe.builder import build_task, temporal_spec, temporal_width
+from emoframe.callbacks.writers import (
+    ClassProbabilities,
+    ClipPredictions,
+    MultilabelPredictions,
+    ValenceArousalPredictions,
+)
+from emoframe.cli import prediction_writer
 from emoframe.losses.classification import inverse_frequency
-from emoframe.registry import BACKBONES, CALLBACKS, FEATURES, HEADS, LOSSES, OPTIMIZERS, SCHEDULERS, RecipeError
+from emoframe.registry import (
+    BACKBONES,
+    CALLBACKS,
+    FEATURES,
+    HEADS,
+    LOSSES,
+    OPTIMIZERS,
+    REGISTRIES,
+    SCHEDULERS,
+    TEMPORAL,
+    RecipeError,
+)
+from emoframe.tasks.frame_classifier import FrameClassifier
+from emoframe.tasks.fusion_classifier import FusionClassifier
+from emoframe.tasks.multilabel_classifier import MultilabelClassifier
+from emoframe.tasks.sequence_classifier import SequenceClassifier
+from emoframe.tasks.va_regressor import VARegressor
 
 BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}}
 
@@ -162,6 +186,16 @@ CALLBACK_CFGS = {
         "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.9, "nesterov": True},
         "scheduler": {"name": "plateau", "monitor": "val/loss"},
     },
+    # output components (emoframe.callbacks): prediction writers, report writers, fitted post-processing
+    "class_probabilities": {"path": "predictions.csv"},
+    "clip_predictions": {},
+    "va_predictions": {},
+    "multilabel_predictions": {},
+    "confusion_report": {},
+    "label_report": {},
+    "label_counts": {},
+    "va_postprocess": {},
+    "threshold_tuning": {},
 }
 
 
@@ -209,3 +243,82 @@ def test_load_pretrained_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="Cannot read weights"):
         load_pretrained(net, tmp_path / "junk.pth")
+
+
+TEMPORAL_CFGS = {
+    "lstm": {"hidden_size": 8, "num_layers": 2, "bidirectional": True, "dropout": 0.1},
+    "gru": {"hidden_size": 6, "num_layers": 1},
+    "mean": {},
+    "none": {},
+}
+
+
+def test_every_temporal_model_has_a_test_config() -> None:
+    assert set(TEMPORAL.names()) == set(TEMPORAL_CFGS)
+    assert "temporal" in REGISTRIES  # `emoframe list temporal`
+
+
+@pytest.mark.parametrize("name", sorted(TEMPORAL_CFGS))
+def test_temporal_model_width_is_what_the_builder_sizes_the_head_with(name: str) -> None:
+    spec = {"name": name, **TEMPORAL_CFGS[name]}
+    width = temporal_width(spec, 12)  # computed from the class, before anything is built
+    model = TEMPORAL.build(spec, "model.temporal", in_features=12)
+    assert model.out_features == width == type(model).output_width(12, **TEMPORAL_CFGS[name])
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[2, 3:] = False
+    out = model(torch.randn(3, 5, 12), mask)
+    assert out.shape == (3, 5, width)
+
+
+def test_temporal_spec_lays_recipe_keys_over_the_task_default() -> None:
+    assert temporal_spec(VARegressor, None) == {"name": "lstm", "hidden_size": 256, "num_layers": 2}
+    assert temporal_spec(VARegressor, {"hidden_size": 32}) == {"name": "lstm", "hidden_size": 32, "num_layers": 2}
+    assert temporal_spec(SequenceClassifier, "lstm")["num_layers"] == 1  # the task's default, not the class's
+    assert temporal_spec(VARegressor, "gru") == {"name": "gru"}
+    assert temporal_spec(FrameClassifier, None) is None
+    with pytest.raises(RecipeError, match="takes no temporal model"):
+        temporal_spec(FrameClassifier, {"name": "lstm"})
+
+
+class _Data:
+    channels, num_classes, class_names = 1, 2, ["arousal", "valence"]
+
+
+@pytest.mark.parametrize("old", ["hidden_size", "num_layers", "bidirectional", "dropout"])
+def test_old_flat_temporal_keys_name_the_new_key(old: str) -> None:
+    value = {"hidden_size": 32, "num_layers": 1, "bidirectional": True, "dropout": 0.1}[old]
+    cfg = {"model": {"name": "va_regressor", "backbone": {"name": "small_cnn"}, old: value}, "loss": {"name": "ccc"}}
+    with pytest.raises(RecipeError, match=rf"model\.{old} has moved: set model\.temporal\.{old} instead"):
+        build_task(cfg, _Data(), for_training=False)  # type: ignore[arg-type]
+
+
+def test_builder_sizes_the_head_from_the_temporal_model() -> None:
+    model = {"name": "va_regressor", "backbone": {"name": "small_cnn", "widths": [8, 16]}}
+    for temporal, width in (({"hidden_size": 12, "bidirectional": True}, 24), ({"name": "mean"}, 16)):
+        task = build_task({"model": {**model, "temporal": temporal}, "loss": {"name": "ccc"}}, _Data(), False)  # type: ignore[arg-type]
+        assert task.temporal.out_features == width
+        assert task.head(torch.zeros(1, width)).shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("task", "writer"),
+    [
+        (FrameClassifier, ClassProbabilities),
+        (FusionClassifier, ClassProbabilities),
+        (SequenceClassifier, ClipPredictions),
+        (VARegressor, ValenceArousalPredictions),
+        (MultilabelClassifier, MultilabelPredictions),
+    ],
+)
+def test_prediction_writer_is_the_tasks_default(task: type, writer: type, tmp_path: Path) -> None:
+    built = prediction_writer({}, task, tmp_path / "p.csv")
+    assert type(built) is writer and built.path == tmp_path / "p.csv"
+
+
+def test_prediction_writer_from_the_recipe(tmp_path: Path) -> None:
+    cfg = {"predict": {"writer": {"name": "class_probabilities"}}}
+    assert type(prediction_writer(cfg, SequenceClassifier, tmp_path / "p.csv")) is ClassProbabilities
+    with pytest.raises(RecipeError, match="is not a prediction writer"):
+        prediction_writer({"predict": {"writer": {"name": "label_report"}}}, FrameClassifier, tmp_path / "p.csv")
+    with pytest.raises(RecipeError, match="Unknown key predict.writr"):
+        prediction_writer({"predict": {"writr": {}}}, FrameClassifier, tmp_path / "p.csv")

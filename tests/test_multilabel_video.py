@@ -54,7 +54,7 @@ def tiny_recipe(root: Path, out: Path, cache: Path, *overrides: str) -> Path:
             f"data.cache_dir={cache}",
             "data.split.ratios=[0.7,0.15,0.15]",
             "data.batch_size=4",
-            "model.hidden_size=32",
+            "model.temporal.hidden_size=32",
             "optimizer.lr=3.0e-3",
             "trainer.max_epochs=8",
             "trainer.enable_progress_bar=false",

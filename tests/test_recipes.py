@@ -34,7 +34,7 @@ SEQUENCES = [
     "data.std=0.5",
     "data.workers=1",
     "model.backbone.model=resnet18",
-    "model.hidden_size=32",
+    "model.temporal.hidden_size=32",
 ]
 
 
@@ -46,7 +46,7 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
         clips = ["data.ratios=null", "data.train_clips=[001]", "data.val_clips=[002]", "data.test_clips=[003]"]
         return [f"data.root={request.getfixturevalue('afew_va_set')}", *clips, *SEQUENCES]
     if kind == "afew":
-        clips = ["data.frames=4", "data.workers=1", "model.hidden_size=16"]
+        clips = ["data.frames=4", "data.workers=1", "model.temporal.hidden_size=16"]
         return [f"data.root={request.getfixturevalue('afew_set')}", *clips]
     if kind == "multilabel_video":
         root = request.getfixturevalue("multilabel_set")

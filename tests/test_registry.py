@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypedDict, Unpack
 
 import pytest
 from torch import nn
 
-from emoframe.registry import LOSSES, NonNegative, PositiveInt, Probability, RecipeError, Registry, load_plugins
+from emoframe.registry import (
+    LOSSES,
+    NonNegative,
+    PositiveInt,
+    Probability,
+    RecipeError,
+    Registry,
+    accepted_parameters,
+    check_arguments,
+    load_plugins,
+)
 
 
 @pytest.fixture()
@@ -185,3 +195,21 @@ def test_declared_bounds_are_checked_with_the_key_path() -> None:
             reg.build({"name": "bounded", key: value}, "optimizer")
     with pytest.raises(RecipeError, match="Wrong type for optimizer.n: expected int"):
         reg.build({"name": "bounded", "n": 1.5}, "optimizer")
+
+
+class Parts(TypedDict, total=False):
+    channels_last: bool
+    head: object
+
+
+def make(threshold: float = 0.5, **parts: Unpack[Parts]) -> dict:
+    return {"threshold": threshold, **parts}
+
+
+def test_unpacked_typed_keywords_are_checked_like_spelled_out_ones() -> None:
+    assert accepted_parameters(make) == {"threshold", "channels_last", "head"}
+    check_arguments(make, {"channels_last": True, "threshold": 0.3}, "model")
+    with pytest.raises(RecipeError, match=r"Unknown key model.channels_lastt .*Did you mean 'channels_last'"):
+        check_arguments(make, {"channels_lastt": True}, "model")
+    with pytest.raises(RecipeError, match=r"Wrong type for model.channels_last: expected bool"):
+        check_arguments(make, {"channels_last": "yes"}, "model")

@@ -26,8 +26,7 @@ from emoframe.errors import DataError
 from emoframe.files.lazy import NpzMember
 from emoframe.files.video import iter_frames
 from emoframe.functional.concordance import concordance
-from emoframe.tasks.temporal import TemporalModel
-from emoframe.tasks.va_regressor import VARegressor
+from emoframe.registry import TEMPORAL
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "recola_ccc.yaml"
@@ -50,7 +49,7 @@ def tiny_recipe(root: Path, out: Path, **overrides: object) -> Path:
         [
             f"data.root={root}",
             "data.batch_size=4",
-            "model.hidden_size=32",
+            "model.temporal.hidden_size=32",
             "optimizer.lr=3.0e-3",
             "trainer.max_epochs=10",
             "trainer.enable_progress_bar=false",
@@ -272,12 +271,13 @@ def test_temporal_models_ignore_padding_and_masked_frames() -> None:
     garbage = x.clone()
     garbage[1, 7:] = 100.0
     for kind in ("lstm", "gru", "mean", "none"):
-        model = TemporalModel(kind, 6, hidden_size=4, num_layers=2, bidirectional=kind != "gru")
+        args = {"hidden_size": 4, "num_layers": 2, "bidirectional": kind != "gru"} if kind in ("lstm", "gru") else {}
+        model = TEMPORAL.build({"name": kind, **args}, in_features=6)
         a, b = model(x, mask), model(garbage, mask)
         assert a.shape == (2, 10, model.out_features)
         torch.testing.assert_close(a[mask], b[mask])  # the backward direction never sees the padding
-    assert VARegressor.head_in_features(512, temporal="lstm", hidden_size=64, bidirectional=True) == 128
-    assert VARegressor.head_in_features(512, temporal="none") == 512
+    assert TEMPORAL.get("lstm").output_width(512, hidden_size=64, bidirectional=True) == 128
+    assert TEMPORAL.get("none").output_width(512) == 512
 
 
 def test_npz_member_maps_cache_entries_without_loading(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from emoframe.files.video import iter_frames
 from emoframe.heads import LinearHead
 from emoframe.labels import EMOTIONS
 from emoframe.losses import CrossEntropy
-from emoframe.registry import RecipeError
+from emoframe.registry import TEMPORAL, RecipeError
 from emoframe.tasks.sequence_classifier import SequenceClassifier
 from tests.data.make_recola import background
 
@@ -59,7 +59,7 @@ def tiny_recipe(name: str, root: Path, out: Path) -> Path:
             "data.workers=1",
             "model.freeze_backbone=false",
             "model.backbone.widths=[8,16,32]",
-            "model.hidden_size=32",
+            "model.temporal.hidden_size=32",
             "trainer.max_epochs=15",
             "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false",
@@ -329,18 +329,20 @@ def test_sequence_classifier_ignores_padding_freezes_and_loads_fer_weights(afew_
     mask[1, 4:] = False  # the second clip has 4 frames
     garbage = x.clone()
     garbage[1, 4:] = 100.0
-    for temporal, bidirectional in (("lstm", False), ("lstm", True), ("gru", False), ("mean", False)):
-        width = SequenceClassifier.head_in_features(16, temporal=temporal, hidden_size=8, bidirectional=bidirectional)
-        model = SequenceClassifier(
-            SmallCNN(1, [8, 16]), LinearHead(width, 7), CrossEntropy(), list(EMOTIONS), temporal=temporal,
-            hidden_size=8, bidirectional=bidirectional,
-        ).eval()  # fmt: skip
+    for name, bidirectional in (("lstm", False), ("lstm", True), ("gru", False), ("mean", False)):
+        args = {"hidden_size": 8, "num_layers": 1, "bidirectional": bidirectional} if name != "mean" else {}
+        width = TEMPORAL.get(name).output_width(16, **args)
+        backbone, head = SmallCNN(1, [8, 16]), LinearHead(width, 7)
+        temporal = TEMPORAL.build({"name": name, **args}, in_features=16)
+        parts = {"backbone": backbone, "temporal": temporal, "head": head, "loss": CrossEntropy()}
+        model = SequenceClassifier(**parts, class_names=list(EMOTIONS)).eval()
         a, b = model(x, mask), model(garbage, mask)
         assert a.shape == (2, 7)
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(model(x[1:, :4]), a[1:])  # padding changes nothing: same as the 4-frame clip
-    frozen = SequenceClassifier(SmallCNN(1, [8, 16]), LinearHead(8, 7), CrossEntropy(), list(EMOTIONS),
-                                hidden_size=8, freeze_backbone=True).train()  # fmt: skip
+    lstm = TEMPORAL.build({"name": "lstm", "hidden_size": 8, "num_layers": 1}, in_features=16)
+    parts = {"backbone": SmallCNN(1, [8, 16]), "temporal": lstm, "head": LinearHead(8, 7), "loss": CrossEntropy()}
+    frozen = SequenceClassifier(**parts, class_names=list(EMOTIONS), freeze_backbone=True).train()
     assert not frozen.backbone.training and frozen.temporal.training
     frozen.loss(frozen(x, mask), torch.tensor([3, 4])).backward()
     assert all(p.grad is None for p in frozen.backbone.parameters())

@@ -1,11 +1,32 @@
-"""Confusion matrix as CSV (for tools) and PNG (for people)."""
+"""Report files: rows as CSV (``write_rows``), the confusion matrix as CSV (for tools) and PNG (for people)."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+
+def write_rows(rows: Sequence[Mapping[str, Any]], path: Path, float_format: str | None = "{:.6f}") -> Path:
+    """A CSV with the first row's keys as header; None written empty, floats with ``float_format``
+    (``None``: as Python prints them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = list(rows[0])
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for row in rows:
+            values = (row.get(k) for k in header)
+            w.writerow(
+                [
+                    "" if v is None else float_format.format(v) if float_format and isinstance(v, float) else v
+                    for v in values
+                ]
+            )
+    return path
 
 
 def write_confusion_reports(confusion: np.ndarray, class_names: list[str], out_dir: Path, prefix: str) -> list[Path]:

@@ -95,17 +95,6 @@ def postprocess_steps(
     return rows
 
 
-def write_rows(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """A CSV with the rows' keys as header (None written empty, floats to 6 decimals)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(list(rows[0]))
-        for row in rows:
-            w.writerow(["" if v is None else f"{v:.6f}" if isinstance(v, float) else v for v in row.values()])
-    return path
-
-
 def write_va_predictions(
     recordings: Sequence[Any],
     raw: Sequence[np.ndarray],

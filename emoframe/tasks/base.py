@@ -6,7 +6,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypedDict, Unpack
 
 import pytorch_lightning as pl
 import torch
@@ -23,23 +23,43 @@ DATA_KEY = "emoframe_data"  # the builder's DataSpec: channels, classes, preproc
 warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on epoch level", category=Warning)
 
 
+class TaskParts(TypedDict, total=False):
+    """The keyword arguments every task takes, declared once (``**parts: Unpack[TaskParts]``; the registry checks
+    them as if spelled out): the modules and factories the builder injects, and the recipe's ``channels_last``."""
+
+    backbone: nn.Module
+    head: nn.Module
+    loss: nn.Module
+    class_names: list[str]
+    optimizer: OptimizerFactory | None
+    scheduler: SchedulerFactory | None
+    channels_last: bool
+
+
 class Task(pl.LightningModule):
-    """Base task.  Subclasses define the forward pass, steps and metrics; this handles the plumbing.
+    """Base task.  Subclasses define the forward pass, ``_step`` (loss and metric updates of one batch) and
+    ``epoch_end``/``reset_metrics``; this handles the plumbing (steps, loss logging, sanity-check resets).
 
     ``optimizer`` and ``scheduler`` are factories made by the builder from the recipe: the optimizer
     needs the parameters and the schedule needs the number of steps, both known only at fit time.
+
+    Outputs are components, not task code: ``prediction_writer`` names the registered prediction writer
+    ``emoframe predict`` uses unless the recipe's ``predict.writer`` names another; ``configure_callbacks``
+    returns the task's report writers and fitted post-processing (``emoframe.callbacks``).
     """
 
-    def __init__(
-        self,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
-    ) -> None:
+    prediction_writer: ClassVar[str] = "class_probabilities"
+
+    def __init__(self, **parts: Unpack[TaskParts]) -> None:
+        """Keeps the parts given: ``backbone``, then (a sequence task's) ``temporal``, ``head``, ``loss``."""
         super().__init__()
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.channels_last = channels_last
+        self.optimizer_factory = parts.get("optimizer")
+        self.scheduler_factory = parts.get("scheduler")
+        self.channels_last = bool(parts.get("channels_last", False))
+        for name in ("backbone", "temporal", "head", "loss"):
+            if parts.get(name) is not None:
+                setattr(self, name, parts[name])  # type: ignore[literal-required]
+        self.class_names = list(parts.get("class_names") or [])
         self.recipe: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
         self.data_spec: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
         self.report_dir: Path | None = None  # where `test` writes reports; set by the builder
@@ -48,6 +68,50 @@ class Task(pl.LightningModule):
     def head_in_features(cls, backbone_features: int, **task_args: Any) -> int:
         """Width of the head's input for these recipe arguments (the builder sizes the head with it)."""
         return backbone_features
+
+    # -- steps and epochs ------------------------------------------------------------------------
+    def _step(self, batch: Any, split: str) -> torch.Tensor | None:
+        """Loss of one batch (None: nothing to learn from) after updating the split's metrics."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def log_loss(self, split: str, loss: torch.Tensor, batch_size: int) -> None:
+        """``<split>/loss``: per step and epoch in training, per epoch (synced across processes) otherwise."""
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=split == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=split != "train",
+        )
+
+    def epoch_end(self, split: str) -> None:
+        """Compute, log and reset the split's epoch metrics."""
+
+    def reset_metrics(self, split: str) -> None:
+        """Forget the split's epoch metrics (after the sanity check, whose numbers mean nothing)."""
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_end("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self.reset_metrics("val")
+        else:
+            self.epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.epoch_end("test")
 
     # -- data layout -----------------------------------------------------------------------------
     def to_memory_format(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
+import numpy as np
 import torch
+from pytorch_lightning.callbacks import Callback
 from torch import nn
 
-from emoframe.eval.reports import write_confusion_reports
+from emoframe.callbacks.reports import ConfusionReport
 from emoframe.metrics import ClassificationMetrics
 from emoframe.registry import TASKS
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
+from emoframe.tasks.base import Task, TaskParts
 
 
 @TASKS.register("frame_classifier")
@@ -20,23 +22,11 @@ class FrameClassifier(Task):
     inputs = 1
     """Leading batch entries the model reads; the label is the entry after them (extra ones are ignored)."""
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler, channels_last=channels_last)
-        self.backbone = backbone
-        self.head = head
-        self.loss = loss
-        self.class_names = list(class_names)
+    def __init__(self, **parts: Unpack[TaskParts]) -> None:
+        super().__init__(**parts)
         n = len(self.class_names)
         self.metrics = nn.ModuleDict({f"{s}_metrics": ClassificationMetrics(n) for s in ("train", "val", "test")})
+        self.results: dict[str, dict[str, np.ndarray]] = {}  # the last epoch's confusion matrix, for the reports
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.to_memory_format(x)))
@@ -47,28 +37,14 @@ class FrameClassifier(Task):
 
     def _step(self, batch: Any, split: str) -> torch.Tensor:
         y = batch[-1]  # a datamodule with features yields (image, features, label): the frame model ignores them
-        logits = self.logits(batch)
+        return self.score(self.logits(batch), y, split)
+
+    def score(self, logits: torch.Tensor, y: torch.Tensor, split: str) -> torch.Tensor:
+        """The loss of a batch's logits, after updating the split's metrics with them."""
         loss = self.loss(logits, y)
         self.metrics[f"{split}_metrics"].update(logits.detach(), y)
-        self.log(
-            f"{split}/loss",
-            loss,
-            on_step=split == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=y.numel(),
-            sync_dist=split != "train",
-        )
+        self.log_loss(split, loss, y.numel())
         return loss
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
         probs = self.logits(batch).softmax(dim=-1)
@@ -77,25 +53,18 @@ class FrameClassifier(Task):
             out["target"] = batch[-1]
         return out
 
-    def _log_epoch(self, split: str) -> None:
+    def configure_callbacks(self) -> list[Callback]:
+        return [ConfusionReport()]
+
+    def epoch_end(self, split: str) -> None:
         scalars, recall, confusion = self.metrics[f"{split}_metrics"].compute()
         logged = {f"{split}/{k}": v for k, v in scalars.items()}
         logged.update({f"{split}/recall/{c}": recall[i] for i, c in enumerate(self.class_names)})
         # already synced by torchmetrics; every rank logs the same value
         self.log(f"{split}/acc", logged.pop(f"{split}/acc"), prog_bar=True, sync_dist=False)
         self.log_dict(logged, prog_bar=False, sync_dist=False)
-        if split == "test" and self.report_dir is not None and self.trainer.is_global_zero:
-            write_confusion_reports(confusion.cpu().numpy(), self.class_names, self.report_dir, prefix=split)
+        self.results[split] = {"confusion": confusion.cpu().numpy()}
         self.metrics[f"{split}_metrics"].reset()
 
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._log_epoch("val")
-        else:
-            self.metrics["val_metrics"].reset()
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+    def reset_metrics(self, split: str) -> None:
+        self.metrics[f"{split}_metrics"].reset()

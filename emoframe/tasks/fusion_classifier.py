@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import nn
 
 from emoframe.registry import TASKS
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory
+from emoframe.tasks.base import TaskParts
 from emoframe.tasks.frame_classifier import FrameClassifier
 
 DEFAULT_MLP = (256,)
@@ -37,20 +37,14 @@ class FusionClassifier(FrameClassifier):
 
     def __init__(
         self,
-        backbone: nn.Module,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
         feature_dim: int,
         mlp: list[int] = DEFAULT_MLP,  # type: ignore[assignment]
         mlp_dropout: float = 0.5,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
+        **parts: Unpack[TaskParts],
     ) -> None:
         if not isinstance(feature_dim, int) or feature_dim < 1:
             raise ValueError(f"feature_dim: expected an integer >= 1 (the datamodule's features), got {feature_dim!r}")
-        super().__init__(backbone, head, loss, class_names, optimizer, scheduler, channels_last)
+        super().__init__(**parts)
         self.feature_dim = feature_dim
         self.mlp = feature_mlp(feature_dim, list(mlp), mlp_dropout)
 

@@ -2,25 +2,22 @@
 
 Batches are ``emoframe.data.clips``' ``(frames (B, T, C, H, W), mask (B, T), label (B,), clip (B,))``.
 The backbone runs on the unmasked frames of (B*T, C, H, W) only; the temporal model
-(``emoframe.tasks.temporal``) sees every step, padding as zero features; the clip vector is read out
+(``model.temporal``, ``emoframe.temporal``) sees every step, padding as zero features; the clip vector is read out
 from it and the head scores the classes. Metrics, logging and the test confusion reports are the frame
-classifier's (``ClassificationMetrics``, ``write_confusion_reports``); ``predict`` writes one CSV row of
-class probabilities per clip.
+classifier's (``ClassificationMetrics``, the ``confusion_report`` component); ``predict`` writes one CSV row
+of class probabilities per clip (the ``clip_predictions`` writer).
 """
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Unpack
 
 import torch
-from torch import nn
 
 from emoframe.registry import TASKS, RecipeError
-from emoframe.tasks.base import OptimizerFactory, SchedulerFactory
 from emoframe.tasks.frame_classifier import FrameClassifier
-from emoframe.tasks.temporal import TemporalKind, TemporalModel, temporal_width
+from emoframe.tasks.sequence import TEMPORAL_MOVED, SequenceParts, frame_features
+from emoframe.temporal import RNNTemporal
 
 Readout = Literal["last", "mean"]
 
@@ -38,45 +35,24 @@ class SequenceClassifier(FrameClassifier):
     """
 
     inputs = 2
+    temporal_default: ClassVar[dict[str, Any]] = {"name": "lstm", "hidden_size": 256, "num_layers": 1}
+    moved_keys: ClassVar[dict[str, str]] = TEMPORAL_MOVED
+    prediction_writer = "clip_predictions"
 
     def __init__(
         self,
-        backbone: nn.Module,
-        head: nn.Module,
-        loss: nn.Module,
-        class_names: list[str],
-        temporal: TemporalKind = "lstm",
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
         readout: Readout = "last",
         freeze_backbone: bool = False,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
+        **parts: Unpack[SequenceParts],
     ) -> None:
-        super().__init__(backbone, head, loss, class_names, optimizer, scheduler, channels_last)
+        super().__init__(**parts)  # type: ignore[misc]
         if readout not in ("last", "mean"):
             raise RecipeError(f"model.readout: expected 'last' or 'mean', got {readout!r}")
-        in_features = int(backbone.num_features)  # type: ignore[arg-type]
-        self.temporal = TemporalModel(temporal, in_features, hidden_size, num_layers, bidirectional, dropout)
-        self.readout = readout if temporal in ("lstm", "gru") else "mean"
+        self.readout = readout if isinstance(self.temporal, RNNTemporal) else "mean"
         self.freeze_backbone = bool(freeze_backbone)
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
-
-    @classmethod
-    def head_in_features(
-        cls,
-        backbone_features: int,
-        temporal: str = "lstm",
-        hidden_size: int = 256,
-        bidirectional: bool = False,
-        **task_args: Any,
-    ) -> int:
-        return temporal_width(temporal, backbone_features, hidden_size, bidirectional)
 
     def train(self, mode: bool = True) -> SequenceClassifier:
         """A frozen backbone stays in eval mode, so its batch-norm statistics stay the pretrained ones."""
@@ -87,15 +63,7 @@ class SequenceClassifier(FrameClassifier):
 
     def frame_features(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, T, F) backbone features; masked frames are zeros and never run."""
-        b, t = frames.shape[:2]
-        flat, keep = frames.reshape(b * t, *frames.shape[2:]), mask.reshape(-1)
-        width = int(self.backbone.num_features)  # type: ignore[arg-type]
-        features = frames.new_zeros((b * t, width))
-        if bool(keep.any()):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-                computed = self.backbone(self.to_memory_format(flat[keep]))
-            features = features.index_put((keep,), computed.to(features))
-        return features.reshape(b, t, width)
+        return frame_features(self.backbone, frames, mask, self.to_memory_format, grad=not self.freeze_backbone)
 
     def clip_vector(self, sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, F') temporal outputs -> (B, F') one vector per clip (see ``readout``)."""
@@ -120,40 +88,9 @@ class SequenceClassifier(FrameClassifier):
 
     def _step(self, batch: Any, split: str) -> torch.Tensor:
         frames, mask, y = batch[0], batch[1], batch[2]
-        logits = self(frames, mask)
-        loss = self.loss(logits, y)
-        self.metrics[f"{split}_metrics"].update(logits.detach(), y)
-        self.log(
-            f"{split}/loss",
-            loss,
-            on_step=split == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=y.numel(),
-            sync_dist=split != "train",
-        )
-        return loss
+        return self.score(self(frames, mask), y, split)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
         frames, mask, label, clip = batch[:4]
         probs = self(frames, mask).softmax(dim=-1)
         return {"probs": probs, "pred": probs.argmax(dim=-1), "target": label, "clip": clip, "frames": mask.sum(1)}
-
-    def write_predictions(self, outputs: list[dict[str, torch.Tensor]], datamodule: Any, path: Path) -> list[Path]:
-        """One row per clip, in clip order: name, file, frames used, true class (empty if unknown), prediction,
-        and the probability of every class."""
-        recordings = datamodule.recordings("predict")
-        rows = sorted(
-            (int(c), int(n), int(t), int(p), probs.tolist())
-            for batch in outputs
-            for c, n, t, p, probs in zip(batch["clip"], batch["frames"], batch["target"], batch["pred"], batch["probs"])
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["clip", "video", "frames", "target", "pred", *[f"p_{c}" for c in self.class_names]])
-            for clip, frames, target, pred, probs in rows:
-                rec = recordings[clip]
-                truth = self.class_names[target] if target >= 0 else ""
-                w.writerow([rec.name, rec.source, frames, truth, self.class_names[pred], *[f"{p:.5f}" for p in probs]])
-        return [path]

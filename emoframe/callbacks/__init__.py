@@ -1,4 +1,12 @@
-"""Callbacks and loggers named in recipes (Lightning's own, registered under short names)."""
+"""Callbacks and loggers named in recipes: Lightning's own under short names, and emoframe's output components.
+
+- ``emoframe.callbacks.writers``: prediction writers (``BasePredictionWriter``), one per output kind;
+- ``emoframe.callbacks.reports``: the report files ``emoframe test`` (and ``fit``) write;
+- ``emoframe.callbacks.postprocess``: fitted post-processing (valence/arousal) and threshold tuning (multi-label).
+
+These sit below the tasks (they read a task's attributes, never import one); ``freeze_unfreeze``, which builds
+optimizers for a task, lives above them in ``emoframe.finetune``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from emoframe.finetune import FreezeUnfreeze  # noqa: F401  (registers freeze_unfreeze)
+from emoframe.callbacks import postprocess, reports, writers  # noqa: F401  (registers the output components)
 from emoframe.registry import CALLBACKS, LOGGERS
 
 CALLBACKS.register("model_checkpoint")(ModelCheckpoint)
