@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+import typing_extensions
+from typing_extensions import Unpack
+
 from emoframe.errors import RecipeError
 
 T = TypeVar("T")
@@ -141,15 +144,42 @@ def import_object(path: str, where: str = "class_path") -> Any:
 
 
 def accepted_parameters(target: Callable[..., Any]) -> set[str] | None:
-    """Names a callable accepts as keywords; ``None`` when it takes ``**kwargs``."""
+    """Names a callable accepts as keywords; ``None`` when it takes untyped ``**kwargs``.
+
+    ``**options: Unpack[SomeTypedDict]`` (PEP 692: keyword arguments several components share, declared
+    once) accepts the TypedDict's keys.
+    """
     sig = inspect.signature(target)
     names = set()
     for p in sig.parameters.values():
         if p.kind is p.VAR_KEYWORD:
-            return None
+            shared = _unpacked_keywords(target)
+            if shared is None:
+                return None
+            names |= set(shared)
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             names.add(p.name)
     return names
+
+
+def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations of a function or a class's ``__init__``; empty when they cannot be resolved."""
+    try:
+        return typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # unresolvable annotations: skip the type check rather than guess
+        return {}
+
+
+def _unpacked_keywords(target: Callable[..., Any]) -> dict[str, Any] | None:
+    """Key -> type of a ``**kwargs: Unpack[TypedDict]`` parameter, None for plain ``**kwargs``."""
+    for key, hint in _type_hints(target).items():
+        param = inspect.signature(target).parameters.get(key)
+        if param is None or param.kind is not param.VAR_KEYWORD:
+            continue
+        args = typing_extensions.get_args(hint)
+        if typing_extensions.get_origin(hint) is Unpack and args and typing_extensions.is_typeddict(args[0]):
+            return typing_extensions.get_type_hints(args[0])
+    return None
 
 
 def check_arguments(
@@ -190,10 +220,7 @@ def check_arguments(
         if missing:
             raise RecipeError(f"Missing required value {where}.{missing[0]} for {name}") from None
         raise RecipeError(f"{where}: {err}") from None
-    try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
-    except Exception:  # unresolvable annotations: skip the type check rather than guess
-        hints = {}
+    hints = {**(_unpacked_keywords(target) or {}), **_type_hints(target)}
     for key, value in kwargs.items():
         expected = hints.get(key)
         if expected is not None and not _matches(value, expected):
