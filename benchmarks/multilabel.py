@@ -143,7 +143,7 @@ def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str
                     f"data.cache_dir={workdir / 'cache'}",
                     "data.split.ratios=[0.7,0.15,0.15]",
                     f"data.split.seed={seed}",
-                    "data.batch_size=4",
+                    "data.loader.batch_size=4",
                     "model.hidden_size=32",
                     "optimizer.lr=3.0e-3",
                     f"trainer.max_epochs={epochs}",

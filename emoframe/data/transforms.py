@@ -23,7 +23,7 @@ from torch.utils.data import get_worker_info
 from emoframe.files.decode import resize_square
 from emoframe.registry import TRANSFORMS, RecipeError
 
-_OWN_STEPS = {"Normalize": "data.mean/data.std", "ToTensorV2": "the datamodule"}  # done after augment
+_OWN_STEPS = {"Normalize": "data.image.mean/std", "ToTensorV2": "the datamodule"}  # done after augment
 _CONTAINERS = ("OneOf", "SomeOf", "Sequential", "SelectiveChannelTransform", "OneOrOther", "Compose")
 
 
@@ -172,11 +172,11 @@ def build_transform(
 ) -> ImageTransform:
     """The full per-sample pipeline for one split (pass ``augment=None`` for val/test)."""
     if channels not in (1, 3):
-        raise RecipeError(f"data.channels: expected 1 or 3, got {channels!r}")
+        raise RecipeError(f"data.image.channels: expected 1 or 3, got {channels!r}")
     for key, value in (("mean", mean), ("std", std)):
         values = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if values.ndim != 1 or len(values) not in (1, channels):
-            raise RecipeError(f"data.{key}: expected one number or {channels} (one per channel), got {value!r}")
+            raise RecipeError(f"data.image.{key}: expected one number or {channels} (one per channel), got {value!r}")
     if np.any(np.asarray(std, dtype=np.float64) <= 0):
-        raise RecipeError(f"data.std: must be > 0, got {std!r}")
+        raise RecipeError(f"data.image.std: must be > 0, got {std!r}")
     return ImageTransform(build_augment(augment, where), image_size, source_size, channels, mean, std, seed)
