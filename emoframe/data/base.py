@@ -11,20 +11,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import pytorch_lightning as pl
-from torch.utils.data import DataLoader
 from typing_extensions import TypedDict
 
 from emoframe.data.common import (
     MOVED_KEYS,
-    ImageSettings,
-    LoaderSettings,
     Section,
+    SplitDataModule,
     check,
     check_choice,
     is_count,
-    make_loader,
-    section,
 )
 from emoframe.data.datasets import ImageArrayDataset, stratified_subset
 from emoframe.data.transforms import ImageTransform, build_transform
@@ -48,7 +43,7 @@ class ImageOptions(TypedDict, total=False):
     features: list[dict[str, Any]] | None
 
 
-class ImageClassificationDataModule(pl.LightningDataModule):
+class ImageClassificationDataModule(SplitDataModule):
     """Base class: uint8 grayscale splits in memory -> augmented, normalised (C, H, W) float batches.
 
     ``loader: {batch_size, num_workers}``; ``image: {size, channels, mean, std}`` (what the model sees);
@@ -70,13 +65,9 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         seed: int = 0,
         features: list[dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(loader=loader, image=image)
         check(subset is None or is_count(subset, 1), "subset", "None or >= 1", subset)
-        self.loader = section(LoaderSettings, loader, "loader")
-        self.image = section(ImageSettings, image, "image")
         image_size, channels = self.image.size, self.image.channels
-        self.image_size = image_size
-        self._channels = channels
         self.subset = subset
         self.seed = seed
         source = self.source_size or image_size
@@ -92,14 +83,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         self._datasets: dict[str, ImageArrayDataset] = {}
         self.save_hyperparameters()
 
-    @property
-    def batch_size(self) -> int:
-        return self.loader.batch_size
-
-    @property
-    def num_workers(self) -> int:
-        return self.loader.num_workers
-
     # --- what subclasses provide -------------------------------------------------------------
     def load_splits(self) -> dict[str, SplitArrays]:
         """Arrays for ``train``, ``val`` and ``test`` (labels in ``EMOTIONS`` order)."""
@@ -109,14 +92,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         return list(EMOTIONS)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return self._channels
 
     @property
     def feature_dim(self) -> int:
@@ -180,22 +155,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         if not self._datasets:
             self.setup()
         return self._datasets["test" if split == "predict" else split]
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """The test split, in order."""
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return make_loader(self.dataset(split), self.loader, shuffle, self.trainer)
 
 
 def _column_stats(values: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -162,3 +163,58 @@ def class_index(name: str, class_map: Mapping[str, str | None]) -> int | None:
     if name.lower() in EMOTIONS:
         return EMOTIONS.index(name.lower())
     raise KeyError(name)
+
+
+class SplitDataModule(pl.LightningDataModule):
+    """What every datamodule shares: the ``loader`` and ``image`` sections (from the class's
+    ``section_defaults``), the class bookkeeping the builder reads and the loader hooks over ``dataset(split)``."""
+
+    section_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, loader: Section = None, image: Section = None) -> None:
+        super().__init__()
+        self.loader = section(LoaderSettings, loader, "loader", self.section_defaults.get("loader"))
+        self.image = section(ImageSettings, image, "image", self.section_defaults.get("image"))
+
+    def dataset(self, split: str) -> Dataset[Any]:
+        """The dataset of ``train``, ``val``, ``test`` or ``predict``."""
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.image.channels
+
+    @property
+    def image_size(self) -> int:
+        return self.image.size
+
+    @property
+    def batch_size(self) -> int:
+        return self.loader.batch_size
+
+    @property
+    def num_workers(self) -> int:
+        return self.loader.num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return make_loader(self.dataset(split), self.loader, shuffle, self.trainer)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from typing_extensions import TypedDict
 
-from emoframe.data.common import ImageSettings, LoaderSettings, Section, make_loader, section
+from emoframe.data.common import Section, SplitDataModule, make_loader
 from emoframe.data.video.recordings import SPLITS, STAGE_SPLITS, OnBad, Recording, Recordings, Source, build_faces
 from emoframe.errors import DataError
 
@@ -26,7 +25,7 @@ class VideoOptions(TypedDict, total=False):
     predict_videos: list[str] | None
 
 
-class VideoDataModule(pl.LightningDataModule):
+class VideoDataModule(SplitDataModule):
     """Recordings of face crops (``self.recording_set``) served by a subclass's datasets.
 
     ``loader: {batch_size, num_workers}`` and ``image: {size, channels, mean, std}`` start from the class's
@@ -36,7 +35,6 @@ class VideoDataModule(pl.LightningDataModule):
     split.
     """
 
-    section_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     extract_chunk: ClassVar[int] = 4
     """Videos per face-track extraction round (a round's tracks are held in memory: 0.5 GB per RECOLA video)."""
     require_face: ClassVar[bool] = False
@@ -53,9 +51,7 @@ class VideoDataModule(pl.LightningDataModule):
         workers: int = 1,
         predict_videos: list[str] | None = None,
     ) -> None:
-        super().__init__()
-        self.loader = section(LoaderSettings, loader, "loader", self.section_defaults.get("loader"))
-        self.image = section(ImageSettings, image, "image", self.section_defaults.get("image"))
+        super().__init__(loader=loader, image=image)
         self.mean, self.std = self.image.per_channel()
         self.cache_dir, self.workers = cache_dir, max(1, int(workers))
         self.predict_videos = [str(Path(v).expanduser()) for v in (predict_videos or [])]
@@ -81,34 +77,7 @@ class VideoDataModule(pl.LightningDataModule):
         """The ``predict_videos`` as sources."""
         raise NotImplementedError
 
-    def dataset(self, split: str) -> Dataset[Any]:
-        raise NotImplementedError
-
     # --- bookkeeping the builder, tasks and extraction read ----------------------------------
-    @property
-    def class_names(self) -> list[str]:
-        raise NotImplementedError
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return self.image.channels
-
-    @property
-    def image_size(self) -> int:
-        return self.image.size
-
-    @property
-    def batch_size(self) -> int:
-        return self.loader.batch_size
-
-    @property
-    def num_workers(self) -> int:
-        return self.loader.num_workers
-
     @property
     def skipped(self) -> dict[str, str]:
         """Source or recording -> reason, for what the skip policy left out."""
@@ -154,15 +123,6 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _load(self, plan: dict[str, list[Source]]) -> dict[str, list[Recording]]:
         return self.recording_set.load(plan, self.num_classes)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split)
