@@ -73,8 +73,9 @@ class ImageClassificationDataModule(SplitDataModule):
         source = self.source_size or image_size
         mean, std = self.image.mean, self.image.std
         # Built now so a bad augment recipe fails at construction, before any data is read.
-        self.train_transform: ImageTransform = build_transform(augment, image_size, source, channels, mean, std, seed)
-        self.eval_transform: ImageTransform = build_transform(None, image_size, source, channels, mean, std, seed)
+        settings = {"image_size": image_size, "source_size": source, "channels": channels, "mean": mean, "std": std}
+        self.train_transform: ImageTransform = build_transform(augment, **settings, seed=seed)
+        self.eval_transform: ImageTransform = build_transform(None, **settings, seed=seed)
         # Built now so a typo in data.features fails before any data is read.
         self.extractors = build_extractors(features)
         self.feature_mean: np.ndarray | None = None  # train statistics used to standardise every split

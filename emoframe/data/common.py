@@ -193,15 +193,8 @@ class SplitDataModule(pl.LightningDataModule):
         return self.image.channels
 
     @property
-    def image_size(self) -> int:
-        return self.image.size
-
-    @property
-    def batch_size(self) -> int:
-        return self.loader.batch_size
-
-    @property
     def num_workers(self) -> int:
+        """DataLoader worker processes (``loader.num_workers``; feature extraction reuses them)."""
         return self.loader.num_workers
 
     def train_dataloader(self) -> DataLoader:

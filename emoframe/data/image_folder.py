@@ -72,7 +72,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             )
         self.class_map = check_class_map(class_map)
         super().__init__(**options)
-        image_size = self.image_size
+        image_size = self.image.size
         self.cache_dir = cache_dir
         self.on_bad_image = on_bad_image
         self.faces = None
@@ -114,7 +114,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         used = [f for f in folders if labels_of[f] is not None]
         fingerprint = folder_fingerprint(base, keep=lambda rel: rel.split("/", 1)[0] in used)
         faces = self.faces.settings() if self.faces is not None else None
-        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image_size, faces)
+        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image.size, faces)
         cache = ArrayCache(self.cache_dir)
         hit = cache.get("image-folder", parts)
         if hit is None:
@@ -122,7 +122,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             images, kept, skipped = decode_files(
                 rels,
                 lambda rel: (base / rel).read_bytes(),
-                size=self.image_size,
+                size=self.image.size,
                 resize=True,
                 on_bad_image=self.on_bad_image,
                 where=str(base),

@@ -161,16 +161,13 @@ class ImageTransform:
 
 
 def build_transform(
-    augment: Sequence[Mapping[str, Any]] | None = None,
-    image_size: int = 48,
-    source_size: int = 48,
-    channels: int = 1,
-    mean: float | Sequence[float] = 0.5,
-    std: float | Sequence[float] = 0.5,
-    seed: int | None = 0,
-    where: str = "data.augment",
+    augment: Sequence[Mapping[str, Any]] | None = None, where: str = "data.augment", **settings: Any
 ) -> ImageTransform:
-    """The full per-sample pipeline for one split (pass ``augment=None`` for val/test)."""
+    """The full per-sample pipeline for one split (pass ``augment=None`` for val/test); ``settings`` are
+    ``ImageTransform``'s (``image_size``, ``source_size``, ``channels``, ``mean``, ``std``, ``seed``), checked
+    here with one-line errors."""
+    channels = settings.get("channels", 1)
+    mean, std = settings.get("mean", 0.5), settings.get("std", 0.5)
     if channels not in (1, 3):
         raise RecipeError(f"data.image.channels: expected 1 or 3, got {channels!r}")
     for key, value in (("mean", mean), ("std", std)):
@@ -179,4 +176,4 @@ def build_transform(
             raise RecipeError(f"data.image.{key}: expected one number or {channels} (one per channel), got {value!r}")
     if np.any(np.asarray(std, dtype=np.float64) <= 0):
         raise RecipeError(f"data.image.std: must be > 0, got {std!r}")
-    return ImageTransform(build_augment(augment, where), image_size, source_size, channels, mean, std, seed)
+    return ImageTransform(build_augment(augment, where), **settings)
