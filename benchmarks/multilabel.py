@@ -28,7 +28,11 @@ from _report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SMALL = {"window": 8, "image_size": 48, "channels": 1, "mean": 0.5, "std": 0.5, "num_workers": 0, "workers": 1}
+SMALL = {
+    "windows": {"size": 8},
+    "image": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5},
+    "workers": 1,
+}
 LABELS = ("neutral", "happy", "surprise", "disgust", "contempt", "confusion", "empathy", "other")
 
 
@@ -124,9 +128,14 @@ def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str
     }
     start = time.perf_counter()
     prime = MultilabelVideoDataModule(
-        str(root / "videos"), str(root / "annotations.csv"), votes="majority", raters=7,
-        split={"seed": 0, "ratios": [0.7, 0.15, 0.15]}, cache_dir=str(workdir / "cache"), **SMALL,
-    )  # fmt: skip
+        str(root / "videos"),
+        str(root / "annotations.csv"),
+        table={"votes": "majority", "raters": 7},
+        split={"seed": 0, "ratios": [0.7, 0.15, 0.15]},
+        cache_dir=str(workdir / "cache"),
+        loader={"num_workers": 0},
+        **SMALL,
+    )
     for split in ("train", "val", "test"):
         prime.recordings(split)  # face tracks of every video, cached once: the fits below read them
     tracks = time.perf_counter() - start
@@ -143,7 +152,8 @@ def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str
                     f"data.cache_dir={workdir / 'cache'}",
                     "data.split.ratios=[0.7,0.15,0.15]",
                     f"data.split.seed={seed}",
-                    "data.batch_size=4",
+                    "data.loader.batch_size=4",
+                    "data.loader.num_workers=0",
                     "model.temporal.hidden_size=32",
                     "optimizer.lr=3.0e-3",
                     f"trainer.max_epochs={epochs}",

@@ -37,16 +37,16 @@ QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=fals
 
 # Recipe keys of this version (the consolidation regrouped data sections into loader:, window:, clip:, ...).
 LAYOUT = {
-    "loader": lambda batch, workers=0: [f"data.batch_size={batch}", f"data.num_workers={workers}"],
+    "loader": lambda batch, workers=0: [f"data.loader.batch_size={batch}", f"data.loader.num_workers={workers}"],
     "video_small": [
-        "data.image_size=48",
-        "data.channels=1",
-        "data.mean=0.5",
-        "data.std=0.5",
+        "data.image.size=48",
+        "data.image.channels=1",
+        "data.image.mean=0.5",
+        "data.image.std=0.5",
         "data.workers=1",
     ],
-    "window": lambda n: [f"data.window={n}"],
-    "clip_frames": lambda n: [f"data.frames={n}"],
+    "window": lambda n: [f"data.windows.size={n}"],
+    "clip_frames": lambda n: [f"data.clip.frames={n}"],
     "temporal": lambda hidden: [f"model.temporal.hidden_size={hidden}"],
 }
 
@@ -140,7 +140,7 @@ def main() -> None:
             make_afew(afew, fer)
         args = [
             f"data.root={afew}",
-            "data.test_dir=Heldout_AFEW",
+            "data.folders.test=Heldout_AFEW",
             *L["clip_frames"](8),
             *L["loader"](4),
             "data.workers=1",

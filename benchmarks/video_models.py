@@ -82,10 +82,10 @@ def tiny_recipe(name: str, root: Path, out: Path, seed: int, epochs: int) -> Pat
         RECIPES[name],
         [
             f"data.root={root}",
-            "data.test_dir=Heldout_AFEW",
-            "data.frames=8",
-            "data.batch_size=4",
-            "data.num_workers=0",
+            "data.folders.test=Heldout_AFEW",
+            "data.clip.frames=8",
+            "data.loader.batch_size=4",
+            "data.loader.num_workers=0",
             "data.workers=1",
             "model.freeze_backbone=false",
             "model.backbone.widths=[8,16,32]",
@@ -151,7 +151,7 @@ def svm(best: Path, out: Path, seed: int) -> tuple[dict[str, float], float, floa
     sets = {"net_a": out / "features_tta6", "net_b": out / "features_tta1"}
     start = time.perf_counter()
     for name, views in (("net_a", "6"), ("net_b", "1")):
-        common = ["--ckpt", str(best), "data.num_workers=0", "data.workers=1", "--splits", "train,val,test"]
+        common = ["--ckpt", str(best), "data.loader.num_workers=0", "data.workers=1", "--splits", "train,val,test"]
         cli("extract", *common, "--tta", views, "--output", str(sets[name]))
     extracted = time.perf_counter() - start
     start = time.perf_counter()

@@ -19,10 +19,12 @@ from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar
 
 import annotated_types
+import typing_extensions
 
 from emoframe.errors import RecipeError
 
 T = TypeVar("T")
+UNPACK = {typing_extensions.Unpack, getattr(typing, "Unpack", typing_extensions.Unpack)}  # 3.11+ has its own
 
 PLUGIN_GROUP = "emoframe.plugins"
 BUILTINS = "emoframe.components"
@@ -158,40 +160,48 @@ def import_object(path: str, where: str = "class_path") -> Any:
         raise RecipeError(f"{where}: module '{module_name}' has no attribute '{attr}'") from None
 
 
-def unpacked_keywords(target: Callable[..., Any]) -> dict[str, Any] | None:
-    """Names and types of a ``**kwargs: Unpack[SomeTypedDict]`` parameter (PEP 692), or None if it has none.
-
-    Lets a family of components share keyword arguments (e.g. the parts the builder injects into every task)
-    declared once, and still have every key checked.
-    """
-    fn = target.__init__ if inspect.isclass(target) else target
-    var = next((p for p in inspect.signature(target).parameters.values() if p.kind is p.VAR_KEYWORD), None)
-    if var is None:
-        return None
-    try:
-        hint = typing.get_type_hints(fn, include_extras=True).get(var.name)
-    except Exception:
-        return None
-    if typing.get_origin(hint) is typing.Unpack:
-        (typed_dict,) = typing.get_args(hint)
-        return typing.get_type_hints(typed_dict)
-    return None
-
-
 def accepted_parameters(target: Callable[..., Any]) -> set[str] | None:
-    """Names a callable accepts as keywords; ``None`` when it takes ``**kwargs`` (other than a typed
-    ``**kwargs: Unpack[TypedDict]``, whose keys are accepted)."""
+    """Names a callable accepts as keywords; ``None`` when it takes untyped ``**kwargs``.
+
+    ``**options: Unpack[SomeTypedDict]`` (PEP 692: keyword arguments several components share, declared
+    once) accepts the TypedDict's keys.
+    """
     sig = inspect.signature(target)
     names = set()
     for p in sig.parameters.values():
         if p.kind is p.VAR_KEYWORD:
-            unpacked = unpacked_keywords(target)
-            if unpacked is None:
+            shared = unpacked_keywords(target)
+            if shared is None:
                 return None
-            names |= set(unpacked)
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names |= set(shared)
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             names.add(p.name)
     return names
+
+
+def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations (``Annotated`` bounds kept) of a function or a class's ``__init__``; empty when they
+    cannot be resolved."""
+    try:
+        return typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
+    except Exception:  # unresolvable annotations: skip the type check rather than guess
+        return {}
+
+
+def unpacked_keywords(target: Callable[..., Any]) -> dict[str, Any] | None:
+    """Key -> type of a ``**kwargs: Unpack[TypedDict]`` parameter (PEP 692), None for plain ``**kwargs``.
+
+    Lets a family of components share keyword arguments (the parts the builder injects into every task, the
+    loader settings of every datamodule) declared once, and still have every key checked.
+    """
+    for key, hint in _type_hints(target).items():
+        param = inspect.signature(target).parameters.get(key)
+        if param is None or param.kind is not param.VAR_KEYWORD:
+            continue
+        args = typing_extensions.get_args(hint)
+        if typing_extensions.get_origin(hint) in UNPACK and args and typing_extensions.is_typeddict(args[0]):
+            return typing_extensions.get_type_hints(args[0], include_extras=True)
+    return None
 
 
 def check_arguments(
@@ -232,11 +242,7 @@ def check_arguments(
         if missing:
             raise RecipeError(f"Missing required value {where}.{missing[0]} for {name}") from None
         raise RecipeError(f"{where}: {err}") from None
-    try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
-        hints.update(unpacked_keywords(target) or {})
-    except Exception:  # unresolvable annotations: skip the type check rather than guess
-        hints = {}
+    hints = {**(unpacked_keywords(target) or {}), **_type_hints(target)}
     for key, value in kwargs.items():
         expected = hints.get(key)
         if expected is None:

@@ -79,9 +79,9 @@ def test_votes_become_targets(tmp_path: Path, mode: str, options: dict, expected
 
 def test_vote_options_are_checked(tmp_path: Path) -> None:
     path = write(tmp_path, "v,0,p,5,0,3")
-    with pytest.raises(DataError, match=r"data.raters: votes: majority needs the number of raters"):
+    with pytest.raises(DataError, match=r"data.table.raters: votes: majority needs the number of raters"):
         read_annotations(path, votes="majority")
-    with pytest.raises(DataError, match=r"data.votes: expected binary, majority, threshold or soft"):
+    with pytest.raises(DataError, match=r"data.table.votes: expected binary, majority, threshold or soft"):
         read_annotations(path, votes="mean")
 
 
@@ -99,7 +99,7 @@ def test_a_label_in_the_table_but_not_in_the_list_is_named(tmp_path: Path) -> No
 
 def test_a_missing_participant_is_reported_with_its_line_or_counted(tmp_path: Path) -> None:
     path = write(tmp_path, "v,0,p,1,0,0", "v,1,,0,1,0", "w,0,,0,1,0", "w,1,q,0,0,1")
-    with pytest.raises(DataError, match=r"labels.csv:3: no participant\. .*data.on_bad_rows: skip"):
+    with pytest.raises(DataError, match=r"labels.csv:3: no participant\. .*data.table.on_bad_rows: skip"):
         read_annotations(path)
     table = read_annotations(path, on_bad_rows="skip")
     assert table.issues["rows with no participant"] == 2
@@ -136,21 +136,21 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, row: str, reason: str) -> N
 
 def test_more_votes_than_raters_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "v,0,p,8,0,0")
-    with pytest.raises(DataError, match=r"labels.csv:2: more votes than data.raters \(7\)"):
+    with pytest.raises(DataError, match=r"labels.csv:2: more votes than data.table.raters \(7\)"):
         read_annotations(path, votes="majority", raters=7)
 
 
 def test_all_zero_rows_skip_keep_or_error(tmp_path: Path) -> None:
     path = write(tmp_path, "v,0,p,1,0,0", "v,1,p,0,0,0", "v,2,p,0,0,0", "v,3,p,0,1,0")
     skipped = read_annotations(path)  # default: left unlabelled and counted
-    key = "rows with no label set, left unlabelled (data.empty_rows: skip)"
+    key = "rows with no label set, left unlabelled (data.table.empty_rows: skip)"
     assert skipped.issues[key] == 2 and skipped.first[key].endswith("labels.csv:3")
     values = skipped.videos["v"].values
     assert np.isnan(values[1:3]).all() and np.isfinite(values[[0, 3]]).all()
     kept = read_annotations(path, empty_rows="keep")
     np.testing.assert_array_equal(kept.videos["v"].values[1:3], 0.0)
     assert not kept.issues
-    with pytest.raises(DataError, match=r"labels.csv:3: no label set in this row \(data.empty_rows: error\)"):
+    with pytest.raises(DataError, match=r"labels.csv:3: no label set in this row \(data.table.empty_rows: error\)"):
         read_annotations(path, empty_rows="error")
 
 

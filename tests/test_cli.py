@@ -43,7 +43,7 @@ def test_list_prints_every_kind_with_docstrings(capsys: pytest.CaptureFixture[st
 
 
 def test_config_prints_resolved_recipe_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["config", RECIPE, "trainer.max_epochs=3", "data.batch_size=16"]) == 0
+    assert main(["config", RECIPE, "trainer.max_epochs=3", "data.loader.batch_size=16"]) == 0
     out = capsys.readouterr().out
     assert "max_epochs: 3" in out and "batch_size: 16" in out and "defaults" not in out
     assert "name: fer2013_small_cnn" in out
@@ -58,7 +58,7 @@ def test_config_prints_resolved_recipe_with_overrides(capsys: pytest.CaptureFixt
             ["model.backbone.name=small_cn"],
             "Unknown backbone 'small_cn' at model.backbone.name. Did you mean 'small_cnn'?",
         ),
-        (["data.batch_size=big"], "Wrong type for data.batch_size: expected int, got str"),
+        (["data.loader.batch_size=big"], "Wrong type for data.loader.batch_size: expected int, got str"),
         (["loss.name=cee"], "Unknown loss 'cee' at loss.name. Did you mean 'ce'?"),
         (["data.root=/no/such/fer2013.zip"], "/no/such/fer2013.zip"),
         (["scheduler.name=cosine", "scheduler.warmup=1"], "Unknown key scheduler.warmup"),

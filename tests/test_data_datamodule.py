@@ -40,8 +40,7 @@ def fer_dm(fer2013_zip: Path, cache_dir: Path) -> Fer2013DataModule:
         "name": "fer2013",
         "root": str(fer2013_zip),
         "subset": 300,
-        "batch_size": 32,
-        "num_workers": 0,
+        "loader": {"batch_size": 32, "num_workers": 0},
         "cache_dir": str(cache_dir),
         "augment": [{"name": "Affine", "rotate": [-10, 10], "p": 0.5}, {"name": "HorizontalFlip", "p": 0.5}],
     }
@@ -73,9 +72,13 @@ def test_one_batch_from_each_loader(fer_dm: Fer2013DataModule) -> None:
 
 def test_workers_channels_and_size(fer2013_zip: Path, cache_dir: Path) -> None:
     dm = Fer2013DataModule(
-        root=str(fer2013_zip), cache_dir=str(cache_dir), subset=64, batch_size=16, num_workers=2, channels=3,
-        image_size=96, augment=[{"name": "HorizontalFlip"}],
-    )  # fmt: skip
+        root=str(fer2013_zip),
+        cache_dir=str(cache_dir),
+        subset=64,
+        loader={"batch_size": 16, "num_workers": 2},
+        image={"size": 96, "channels": 3},
+        augment=[{"name": "HorizontalFlip"}],
+    )
     loader = dm.train_dataloader()
     assert loader.persistent_workers and loader.num_workers == 2
     x, y = next(iter(loader))
@@ -138,7 +141,7 @@ class Counter(pl.LightningModule):
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
-dm = Fer2013DataModule(root=sys.argv[1], cache_dir=sys.argv[2], subset=301, batch_size=32, num_workers=0)
+dm = Fer2013DataModule(root=sys.argv[1], cache_dir=sys.argv[2], subset=301, loader={"batch_size": 32, "num_workers": 0})
 trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False,
                      enable_progress_bar=False)
 model = Counter()
@@ -212,10 +215,9 @@ def test_image_folder_with_class_map(face_tree, tmp_path: Path) -> None:
     recipe = {
         "name": "image_folder",
         "root": str(root),
-        "val_split": "test",
+        "folders": {"val": "test"},
         "class_map": {"happiness": "happy", "contempt": None},
-        "batch_size": 4,
-        "num_workers": 0,
+        "loader": {"batch_size": 4, "num_workers": 0},
         "cache_dir": str(tmp_path),
     }
     dm = DATAMODULES.build(recipe, where="data")
@@ -236,7 +238,7 @@ def test_image_folder_with_class_map(face_tree, tmp_path: Path) -> None:
     # a second datamodule reads the cache
     again = ImageFolderDataModule(
         root=str(root),
-        val_split="test",
+        folders={"val": "test"},
         class_map={"happiness": "happy", "contempt": None},
         cache_dir=str(tmp_path),
     )
@@ -246,9 +248,13 @@ def test_image_folder_with_class_map(face_tree, tmp_path: Path) -> None:
 def test_image_folder_resizes_to_image_size(face_tree, tmp_path: Path) -> None:
     root, _ = face_tree
     dm = ImageFolderDataModule(
-        root=str(root), val_split="test", class_map={"happiness": "happy", "contempt": "fear"}, image_size=64,
-        channels=3, num_workers=0, batch_size=8, cache_dir=str(tmp_path),
-    )  # fmt: skip
+        root=str(root),
+        folders={"val": "test"},
+        class_map={"happiness": "happy", "contempt": "fear"},
+        image={"size": 64, "channels": 3},
+        loader={"batch_size": 8, "num_workers": 0},
+        cache_dir=str(tmp_path),
+    )
     assert dm.dataset("train").images.shape == (16, 64, 64)
     x, _ = next(iter(dm.val_dataloader()))
     assert x.shape == (8, 3, 64, 64)

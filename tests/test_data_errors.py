@@ -172,13 +172,13 @@ def test_bad_on_bad_image_value(write_fer) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"channels": 2}, "data.channels: expected 1 or 3, got 2"),
+        ({"image": {"channels": 2}}, r"data.image.channels: expected 1 \(gray\) or 3 \(RGB\), got 2"),
         ({"variant": "fer30"}, "data.variant: expected 'fer28' or 'fer32', got 'fer30'"),
         ({"on_bad_image": "warn"}, "data.on_bad_image: expected 'error' or 'skip'"),
-        ({"batch_size": 0}, "data.batch_size: expected an integer >= 1, got 0"),
+        ({"loader": {"batch_size": 0}}, "data.loader.batch_size: expected an integer >= 1, got 0"),
         ({"subset": 0}, "data.subset: expected None or >= 1, got 0"),
-        ({"std": 0.0}, "data.std: must be > 0"),
-        ({"mean": [0.5, 0.5]}, r"data.mean: expected one number or 1 \(one per channel\)"),
+        ({"image": {"std": 0.0}}, "data.image.std: must be > 0"),
+        ({"image": {"mean": [0.5, 0.5]}}, r"data.image.mean: expected one number or 1 \(one per channel\)"),
     ],
 )
 def test_bad_datamodule_arguments(kwargs: dict, message: str, write_fer) -> None:
@@ -219,7 +219,7 @@ def test_image_folder_missing_root_or_split(tmp_path: Path) -> None:
 
 def test_image_folder_unmapped_class(tmp_path: Path) -> None:
     root = image_tree(tmp_path / "faces", ["happiness", "sad"])
-    dm = ImageFolderDataModule(root=str(root), num_workers=0)
+    dm = ImageFolderDataModule(root=str(root), loader={"num_workers": 0})
     raises_one_line(
         r"Class folder 'happiness' in .*train is not an emotion name: add it to class_map .* "
         "accepted names: angry, disgust, fear, happy, sad, surprise, neutral",
@@ -232,6 +232,8 @@ def test_image_folder_unmapped_class(tmp_path: Path) -> None:
         class_map={"happiness": "joy"},
     )
     assert np.array_equal(
-        ImageFolderDataModule(root=str(root), class_map={"happiness": "happy"}, num_workers=0).train_label_counts,
+        ImageFolderDataModule(
+            root=str(root), class_map={"happiness": "happy"}, loader={"num_workers": 0}
+        ).train_label_counts,
         [0, 0, 0, 1, 1, 0, 0],
     )

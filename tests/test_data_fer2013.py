@@ -126,7 +126,7 @@ def test_one_top_level_folder_is_accepted(kind: str, write_fer, tmp_path: Path) 
 
 @pytest.mark.parametrize(("variant", "sizes"), [("fer28", (28709, 3589, 3589)), ("fer32", (32298, 3589, 3589))])
 def test_protocol_split_sizes(variant: str, sizes: tuple[int, int, int], from_zip, fer2013_zip, cache_dir) -> None:
-    dm = Fer2013DataModule(root=str(fer2013_zip), variant=variant, cache_dir=str(cache_dir), num_workers=0)
+    dm = Fer2013DataModule(root=str(fer2013_zip), variant=variant, cache_dir=str(cache_dir), loader={"num_workers": 0})
     dm.setup("fit")
     assert tuple(len(dm.dataset(s)) for s in ("train", "val", "test")) == sizes
     counts = from_zip.counts()

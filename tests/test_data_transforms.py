@@ -96,7 +96,7 @@ def test_omegaconf_lists_are_accepted(image: np.ndarray) -> None:
         ),
         ([{"rotate": 10}], r"data\.augment\[0\]: expected a mapping like \{name: HorizontalFlip"),
         ({"name": "HorizontalFlip"}, r"data\.augment: expected a list"),
-        ([{"name": "Normalize"}], r"data\.augment\[0\]\.name: remove Normalize: .* data\.mean/data\.std"),
+        ([{"name": "Normalize"}], r"data\.augment\[0\]\.name: remove Normalize: .* data\.image\.mean/std"),
         (
             [{"name": "OneOf", "transforms": [{"name": "Blurr"}]}],
             r"data\.augment\[0\]\.transforms\[0\]\.name: unknown .* Did you mean 'Blur'\?",

@@ -50,7 +50,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory, fer2013_zip: Path) -> Path:
     args = [
         f"data.root={fer2013_zip}",
         f"run.dir={runs}",
-        "data.num_workers=0",
+        "data.loader.num_workers=0",
         "data.subset=1000",
         f"model.backbone.widths={WIDTHS}",
         "trainer.max_epochs=1",
@@ -67,7 +67,16 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory, fer2013_zip: Path) -> Path:
 
 def fer_extract(ckpt: Path, out: Path, *extra: str) -> int:
     return main(
-        ["extract", "--ckpt", str(ckpt), f"data.subset={SUBSET}", "data.num_workers=0", "--output", str(out), *extra]
+        [
+            "extract",
+            "--ckpt",
+            str(ckpt),
+            f"data.subset={SUBSET}",
+            "data.loader.num_workers=0",
+            "--output",
+            str(out),
+            *extra,
+        ]
     )
 
 
@@ -82,7 +91,7 @@ def fer_plain(ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def fer_val(fer2013_zip: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The val subset's uint8 images, labels and names, as the datamodule picks them."""
-    dm = Fer2013DataModule(str(fer2013_zip), subset=SUBSET, num_workers=0)
+    dm = Fer2013DataModule(str(fer2013_zip), subset=SUBSET, loader={"num_workers": 0})
     ds = dm.dataset("val")
     return ds.images, ds.labels, ds.names
 
@@ -247,8 +256,8 @@ def test_extract_without_checkpoint_fails_in_one_line(tmp_path: Path, capsys: py
 def afew_features(ckpt: Path, afew_set: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two feature sets of the AFEW-layout clips (6 views and none), train/val/test (test = Heldout_AFEW)."""
     out = tmp_path_factory.mktemp("afew_features")
-    common = [AFEW_RECIPE, "--ckpt", str(ckpt), f"data.root={afew_set}", "data.test_dir=Heldout_AFEW"]
-    common += ["data.num_workers=0", "data.workers=1", "--splits", "train,val,test"]
+    common = [AFEW_RECIPE, "--ckpt", str(ckpt), f"data.root={afew_set}", "data.folders.test=Heldout_AFEW"]
+    common += ["data.loader.num_workers=0", "data.workers=1", "--splits", "train,val,test"]
     sets = {"tta6": out / "tta6", "tta1": out / "tta1"}
     assert main(["extract", *common, "--tta", "6", "--output", str(sets["tta6"])]) == 0
     assert main(["extract", *common, "--tta", "1", "--output", str(sets["tta1"])]) == 0

@@ -178,7 +178,7 @@ def test_image_folder_trains_on_aligned_face_crops(tmp_path: Path, afew_clip, ca
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{k:05d}.png"), np.ascontiguousarray(frames[k][:, :, ::-1]))
     cv2.imwrite(str(tmp_path / "train" / "sad" / "black.png"), np.zeros((576, 720), np.uint8))
-    dm = ImageFolderDataModule(str(tmp_path), faces={"fallback": "drop"}, batch_size=2, num_workers=0)
+    dm = ImageFolderDataModule(str(tmp_path), faces={"fallback": "drop"}, loader={"batch_size": 2, "num_workers": 0})
     dm.setup()
     train = dm.dataset("train")
     assert train.images.shape == (4, 48, 48)  # the black frame is left out ...
@@ -190,7 +190,7 @@ def test_image_folder_trains_on_aligned_face_crops(tmp_path: Path, afew_clip, ca
     x, _y = next(iter(dm.train_dataloader()))
     assert x.shape == (2, 1, 48, 48)
     # the crops are cached under the pipeline settings: a second datamodule reads them back
-    again = ImageFolderDataModule(str(tmp_path), faces={"fallback": "drop"}, num_workers=0)
+    again = ImageFolderDataModule(str(tmp_path), faces={"fallback": "drop"}, loader={"num_workers": 0})
     again.setup()
     assert np.array_equal(again.dataset("train").images, train.images)
     assert "(cached)" in capfd.readouterr().err

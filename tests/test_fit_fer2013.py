@@ -20,7 +20,7 @@ def quick(run_dir: Path, zip_path: Path, *extra: str) -> list[str]:
     return [
         f"data.root={zip_path}",
         f"run.dir={run_dir}",
-        "data.num_workers=0",
+        "data.loader.num_workers=0",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         *extra,

@@ -37,7 +37,7 @@ model:
   backbone: {{name: small_cnn, widths: [8, 16]}}
   head: {{name: linear}}
 optimizer: {{name: adam, lr: 1.0e-3}}
-data: {{subset: 64, batch_size: 64, augment: [], num_workers: 0}}
+data: {{subset: 64, loader: {{batch_size: 64, num_workers: 0}}, augment: []}}
 trainer: {{max_epochs: 3, enable_progress_bar: false, enable_model_summary: false}}
 loggers: {{wandb: null}}
 callbacks:
@@ -308,7 +308,7 @@ def test_ddp_processes_stay_identical_after_unfreezing(recipe: Path, tmp_path: P
     probe_dir = tmp_path / "probe"
     cmd = [sys.executable, "-m", "emoframe", "fit", str(recipe), *args(tmp_path / "runs", fer2013_zip)]
     cmd += ["imports=[ddp_weights_probe]", f"callbacks.probe={{name: ddp_weights_probe, out: {probe_dir}}}"]
-    cmd += ["data.batch_size=16", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    cmd += ["data.loader.batch_size=16", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
     env.pop("EMOFRAME_RUN_DIR", None)
     log = tmp_path / "ddp.log"

@@ -24,8 +24,7 @@ def feature_dm(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> F
         "name": "fer2013",
         "root": str(fer2013_zip),
         "subset": 96,
-        "batch_size": 16,
-        "num_workers": 0,
+        "loader": {"batch_size": 16, "num_workers": 0},
         "cache_dir": str(tmp_path_factory.mktemp("features-dm")),
         "augment": [{"name": "HorizontalFlip", "p": 1.0}],  # always flipped: features must not be
         "features": [{"name": "hog"}],
@@ -81,8 +80,8 @@ def _fusion_recipe(fer2013_zip: Path, tmp_path: Path, *extra: str) -> dict:
         f"data.root={fer2013_zip}",
         f"run.dir={tmp_path}",
         "data.subset=64",
-        "data.num_workers=0",
-        "data.batch_size=32",
+        "data.loader.num_workers=0",
+        "data.loader.batch_size=32",
         "trainer.num_sanity_val_steps=0",
         "data.features=[{name: hog}]",
         "loggers.wandb=null",
@@ -159,8 +158,8 @@ def test_image_folder_forwards_features(write_fer, tmp_path: Path) -> None:
     recipe = {
         "name": "image_folder",
         "root": str(root),
-        "val_split": "test",
-        "num_workers": 0,
+        "folders": {"val": "test"},
+        "loader": {"num_workers": 0},
         "cache_dir": str(tmp_path / "cache"),
         "features": [{"name": "hog", "cell": 12}],
     }

@@ -26,7 +26,12 @@ from tests.test_valence_arousal import tiny_recipe as tiny_recola_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "multilabel_video_bce.yaml"
-SMALL_DATA = {"window": 8, "image_size": 48, "channels": 1, "mean": 0.5, "std": 0.5, "num_workers": 0, "workers": 1}
+SMALL_DATA = {
+    "windows": {"size": 8},
+    "image": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5},
+    "loader": {"num_workers": 0},
+    "workers": 1,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,7 +58,7 @@ def tiny_recipe(root: Path, out: Path, cache: Path, *overrides: str) -> Path:
             f"data.annotations={root / 'annotations.csv'}",
             f"data.cache_dir={cache}",
             "data.split.ratios=[0.7,0.15,0.15]",
-            "data.batch_size=4",
+            "data.loader.batch_size=4",
             "model.temporal.hidden_size=32",
             "optimizer.lr=3.0e-3",
             "trainer.max_epochs=8",
@@ -65,7 +70,7 @@ def tiny_recipe(root: Path, out: Path, cache: Path, *overrides: str) -> Path:
         ],
     )
     cfg["run"]["name"] = "multilabel_tiny"
-    cfg["data"].update(SMALL_DATA)
+    cfg["data"].update({**SMALL_DATA, "loader": {**cfg["data"]["loader"], **SMALL_DATA["loader"]}})
     cfg["model"]["backbone"] = {"name": "small_cnn", "widths": [8, 16, 32]}
     path = out / "multilabel_tiny.yaml"
     save_recipe(cfg, path)
@@ -76,8 +81,7 @@ def datamodule(root: Path, cache: Path, **kwargs: object) -> MultilabelVideoData
     args = {
         "videos": str(root / "videos"),
         "annotations": str(root / "annotations.csv"),
-        "votes": "majority",
-        "raters": 7,
+        "table": {"votes": "majority", "raters": 7},
         "split": {"seed": 0, "ratios": [0.7, 0.15, 0.15]},
         "cache_dir": str(cache),
         **SMALL_DATA,

@@ -27,11 +27,11 @@ def test_there_are_recipes() -> None:
 
 
 SEQUENCES = [
-    "data.window=8",
-    "data.image_size=48",
-    "data.channels=1",
-    "data.mean=0.5",
-    "data.std=0.5",
+    "data.windows.size=8",
+    "data.image.size=48",
+    "data.image.channels=1",
+    "data.image.mean=0.5",
+    "data.image.std=0.5",
     "data.workers=1",
     "model.backbone.model=resnet18",
     "model.temporal.hidden_size=32",
@@ -43,10 +43,11 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
     if kind == "recola":
         return [f"data.root={request.getfixturevalue('recola_set')}", *SEQUENCES]
     if kind == "afew_va":
-        clips = ["data.ratios=null", "data.train_clips=[001]", "data.val_clips=[002]", "data.test_clips=[003]"]
+        clips = ["data.split.seed=null", "data.split.ratios=null"]
+        clips += ["data.split.train=[001]", "data.split.val=[002]", "data.split.test=[003]"]
         return [f"data.root={request.getfixturevalue('afew_va_set')}", *clips, *SEQUENCES]
     if kind == "afew":
-        clips = ["data.frames=4", "data.workers=1", "model.temporal.hidden_size=16"]
+        clips = ["data.clip.frames=4", "data.workers=1", "model.temporal.hidden_size=16"]
         return [f"data.root={request.getfixturevalue('afew_set')}", *clips]
     if kind == "multilabel_video":
         root = request.getfixturevalue("multilabel_set")
@@ -60,7 +61,7 @@ def test_recipe_builds_and_runs_fast_dev_run(recipe: Path, tmp_path: Path, reque
     overrides = [
         *small_data(kind, request),
         f"run.dir={tmp_path}",
-        "data.num_workers=0",
+        "data.loader.num_workers=0",
         "trainer.fast_dev_run=2",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",

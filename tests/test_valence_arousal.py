@@ -21,7 +21,7 @@ from emoframe.config import load_recipe, save_recipe
 from emoframe.data.afew_va import AfewVaDataModule, read_afew_va_clip
 from emoframe.data.arff import read_arff, read_recola_labels, write_arff
 from emoframe.data.recola import RecolaDataModule
-from emoframe.data.sequences import window_starts
+from emoframe.data.video.windows import window_starts
 from emoframe.errors import DataError
 from emoframe.files.lazy import NpzMember
 from emoframe.files.video import iter_frames
@@ -30,7 +30,12 @@ from emoframe.registry import TEMPORAL
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "recola_ccc.yaml"
-SMALL_DATA = {"window": 25, "image_size": 48, "channels": 1, "mean": 0.5, "std": 0.5, "num_workers": 0, "workers": 1}
+SMALL_DATA = {
+    "windows": {"size": 25},
+    "image": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5},
+    "loader": {"num_workers": 0},
+    "workers": 1,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,7 +53,7 @@ def tiny_recipe(root: Path, out: Path, **overrides: object) -> Path:
         RECIPE,
         [
             f"data.root={root}",
-            "data.batch_size=4",
+            "data.loader.batch_size=4",
             "model.temporal.hidden_size=32",
             "optimizer.lr=3.0e-3",
             "trainer.max_epochs=10",
@@ -59,7 +64,7 @@ def tiny_recipe(root: Path, out: Path, **overrides: object) -> Path:
         ],
     )
     cfg["run"]["name"] = "recola_tiny"
-    cfg["data"].update(SMALL_DATA)
+    cfg["data"].update({**SMALL_DATA, "loader": {**cfg["data"]["loader"], **SMALL_DATA["loader"]}})
     cfg["model"]["backbone"] = {"name": "small_cnn", "widths": [8, 16, 32]}
     for key, value in overrides.items():
         section, name = key.split("__")
@@ -215,7 +220,7 @@ def test_bad_recordings_stop_with_one_line_or_are_counted(recola_set: Path, tmp_
 def test_windows_cover_every_frame_once_and_batches_are_masked(recola_set: Path) -> None:
     assert window_starts(125, 30, 10, cover=False) == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
     assert window_starts(125, 30, 10, cover=True) == [0, 30, 60, 90, 120]
-    dm = datamodule(recola_set, window=30)
+    dm = datamodule(recola_set, windows={"size": 30})
     dataset = dm.dataset("val")
     assert len(dataset) == 2 * 5  # two 125-frame recordings, five windows each, the last 5 frames long
     frames, targets, mask, recording, start = next(iter(dm.val_dataloader()))
@@ -251,9 +256,12 @@ def test_real_afew_va_clip_loads_with_labels_and_landmarks(afew_va_clip: Path) -
     raw = read_afew_va_clip(afew_va_clip, rescale=False)
     assert len(raw.frames) == 42 and (raw.labels == [5.0, 0.0]).all()  # (arousal, valence) on [-10, 10]
     dm = AfewVaDataModule(
-        str(afew_va_clip.parent), train_clips=["001"], val_clips=["001"], test_clips=["001"], image_size=48, channels=1,
-        window=16, num_workers=0,
-    )  # fmt: skip
+        str(afew_va_clip.parent),
+        split={"train": ["001"], "val": ["001"], "test": ["001"]},
+        image={"size": 48, "channels": 1},
+        windows={"size": 16},
+        loader={"num_workers": 0},
+    )
     (rec,) = dm.recordings("train")
     assert len(rec) == 42 and rec.fps == 25.0 and rec.valid.all()  # fallback: frame keeps every frame
     np.testing.assert_array_equal(rec.labels, np.tile([0.5, 0.0], (42, 1)))

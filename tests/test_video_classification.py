@@ -1,7 +1,7 @@
 """Video clip classification end to end: AFEW-layout clips, CNN + LSTM with and without frame shuffle.
 
 Runs on the generated AFEW-layout set (tests/data/make_afew.py: MJPG clips of real FER2013 faces, three
-classes, a held-out labelled folder for data.test_dir), with a tiny CNN on 48x48 gray crops and 8 frames
+classes, a held-out labelled folder for data.folders.test), with a tiny CNN on 48x48 gray crops and 8 frames
 per clip, so the module takes well under a minute on two CPU cores.
 """
 
@@ -34,7 +34,7 @@ from tests.data.make_recola import background
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = {name: REPO / "recipes" / f"{name}.yaml" for name in ("afew_cnn_lstm", "afew_cnn_lstm_shuffle")}
 FACES = {"keep": "tracked", "fallback": "frame", "threshold": -0.5}  # the recipes': one face-track cache for all
-SMALL = {"image_size": 48, "channels": 1, "num_workers": 0, "workers": 1, "faces": FACES}
+SMALL = {"image": {"size": 48, "channels": 1}, "workers": 1, "faces": FACES}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,10 +52,10 @@ def tiny_recipe(name: str, root: Path, out: Path) -> Path:
         RECIPES[name],
         [
             f"data.root={root}",
-            "data.test_dir=Heldout_AFEW",
-            "data.frames=8",
-            "data.batch_size=4",
-            "data.num_workers=0",
+            "data.folders.test=Heldout_AFEW",
+            "data.clip.frames=8",
+            "data.loader.batch_size=4",
+            "data.loader.num_workers=0",
             "data.workers=1",
             "model.freeze_backbone=false",
             "model.backbone.widths=[8,16,32]",
@@ -92,7 +92,7 @@ def test_fit_then_test_beats_the_majority_class_on_held_out_clips(fitted: Path, 
     assert best.is_file() and (fitted / "checkpoints" / "last.ckpt").is_file()
     recipe = torch.load(best, map_location="cpu", weights_only=False)["emoframe_recipe"]
     shuffled = recipe["run"]["name"].endswith("_shuffle")
-    assert recipe["data"].get("clip_transforms") == ([{"name": "frame_shuffle", "p": 1.0}] if shuffled else None)
+    assert recipe["data"]["clip"].get("transforms") == ([{"name": "frame_shuffle", "p": 1.0}] if shuffled else None)
     capsys.readouterr()
     assert main(["test", "--ckpt", str(best)]) == 0
     printed = dict(line.split("\t") for line in capsys.readouterr().out.splitlines() if "\t" in line)
@@ -141,8 +141,12 @@ def test_missing_afew_fails_in_one_line(tmp_path: Path, capsys) -> None:
     assert f"{missing}/Val_AFEW/<Emotion>/<clip>.avi" in err and "AFEW_ROOT" in err
 
 
-def afew(root: Path, **kwargs: object) -> AfewDataModule:
-    return AfewDataModule(str(root), **{**SMALL, "frames": 8, **kwargs})  # type: ignore[arg-type]
+def afew(root: Path, batch_size: int = 8, **clip: object) -> AfewDataModule:
+    """AFEW from ``root`` at 48 px gray, ``clip`` settings over 8 frames (``on_bad_video``, ``folders``, ``faces``: the
+    datamodule's own)."""
+    own = {key: clip.pop(key) for key in ("on_bad_video", "folders", "faces") if key in clip}
+    loader = {"batch_size": batch_size, "num_workers": 0}
+    return AfewDataModule(str(root), **{**SMALL, "clip": {"frames": 8, **clip}, "loader": loader, **own})  # type: ignore[arg-type]
 
 
 def small_copy(afew_set: Path, root: Path) -> Path:
@@ -223,7 +227,7 @@ def frame_set(frames: torch.Tensor) -> list[bytes]:
 def test_frame_shuffle_permutes_training_clips_only(afew_set: Path) -> None:
     """24 frames per clip (more than any clip has, so all are taken, in order, and the rest is padding)."""
     plain = afew(afew_set, frames=24, sampling="all", batch_size=15)
-    shuffled = afew(afew_set, frames=24, sampling="all", batch_size=15, clip_transforms=[{"name": "frame_shuffle"}])
+    shuffled = afew(afew_set, frames=24, sampling="all", batch_size=15, transforms=[{"name": "frame_shuffle"}])
     torch.manual_seed(0)
     frames, mask, label, clip = next(iter(shuffled.train_dataloader()))
     reference = plain.dataset("train")
@@ -242,8 +246,8 @@ def test_frame_shuffle_permutes_training_clips_only(afew_set: Path) -> None:
     assert sorted(FrameShuffle()(x, m)[0][:4, 0].tolist()) == [0, 1, 2, 3]
     with pytest.raises(RecipeError, match=r"frame_shuffle.p: expected a probability"):
         FrameShuffle(p=1.5)
-    with pytest.raises(RecipeError, match=r"data.clip_transforms\[0\]: 'face_crop' is not a clip transform"):
-        afew(afew_set, clip_transforms=[{"name": "face_crop"}])
+    with pytest.raises(RecipeError, match=r"data.clip.transforms\[0\]: 'face_crop' is not a clip transform"):
+        afew(afew_set, transforms=[{"name": "face_crop"}])
 
 
 def test_sampling_uniform_all_and_stride(afew_set: Path) -> None:
@@ -265,9 +269,9 @@ def test_sampling_uniform_all_and_stride(afew_set: Path) -> None:
     rec = dm.recordings("val")[0]
     start = (len(rec) - 8) // 2  # 4 frames 2 apart span 8 frames, centred in evaluation
     assert rec.fps == 25.0 and len(rec) > 8 and val.indices(0).tolist() == list(range(start, start + 8, 2))
-    with pytest.raises(DataError, match=r"data.stride_s: expected seconds > 0 with sampling: stride"):
+    with pytest.raises(DataError, match=r"data.clip.stride_s: expected seconds > 0 with sampling: stride"):
         afew(afew_set, sampling="stride")
-    with pytest.raises(DataError, match=r"data.frames: expected >= 1, got 0"):
+    with pytest.raises(DataError, match=r"data.clip.frames: expected >= 1, got 0"):
         afew(afew_set, frames=0)
 
 
@@ -280,7 +284,7 @@ def test_batches_labels_and_the_default_test_split(afew_set: Path) -> None:
     assert mask.dtype == torch.bool and mask.all() and label.dtype == clip.dtype == torch.int64
     recs = dm.recordings("val")
     assert [EMOTIONS[int(y)] for y in label] == [recs[int(c)].name.split("/")[0].lower() for c in clip]
-    held = afew(afew_set, test_dir="Heldout_AFEW")
+    held = afew(afew_set, folders={"test": "Heldout_AFEW"})
     assert {r.name for r in held.recordings("test")} == set(clip_labels(afew_set / "Heldout_AFEW"))
 
 
@@ -297,11 +301,12 @@ def test_video_folder_on_a_user_layout(afew_set: Path, tmp_path: Path) -> None:
     video = sorted((afew_set / "Val_AFEW" / "Happy").glob("*.avi"))[-1]
     for i, frame in iter_frames(video):
         cv2.imwrite(str(frames_dir / f"{i:05d}.png"), frame[:, :, ::-1])
-    kwargs = {**SMALL, "frames": 8, "test_split": "val"}
+    kwargs = {**SMALL, "clip": {"frames": 8}, "loader": {"num_workers": 0}}
+    folders = {"test": "val"}
     with pytest.raises(DataError, match=r"Class folder 'glum' in .*train is not an emotion.*data.class_map"):
-        VideoFolderDataModule(str(root), **kwargs).setup("fit")  # type: ignore[arg-type]
+        VideoFolderDataModule(str(root), folders=folders, **kwargs).setup("fit")  # type: ignore[arg-type]
     class_map = {"joy": "happy", "glum": "sad", "other": None}
-    dm = VideoFolderDataModule(str(root), class_map=class_map, **kwargs)  # type: ignore[arg-type]
+    dm = VideoFolderDataModule(str(root), folders=folders, class_map=class_map, **kwargs)  # type: ignore[arg-type]
     train = {r.name: r for r in dm.recordings("train")}
     assert sorted(train) == sorted([*(f"joy/{p.stem}" for p in (root / "train" / "joy").glob("*.avi")),
                                     *(f"glum/{p.stem}" for p in (root / "train" / "glum").glob("*.avi")),
@@ -317,7 +322,7 @@ def test_video_folder_on_a_user_layout(afew_set: Path, tmp_path: Path) -> None:
     recs = dm.recordings("train")
     assert label.tolist() == [recs[c].extra["label"] for c in clip.tolist()] and set(label.tolist()) <= {3, 4}
     with pytest.raises(DataError, match=r"No train folder 'training' in .*mine: expected .*<split>/<class>/<clip>"):
-        VideoFolderDataModule(str(root), train_split="training", class_map=class_map, **kwargs)  # type: ignore
+        VideoFolderDataModule(str(root), folders={**folders, "train": "training"}, class_map=class_map, **kwargs)  # type: ignore
 
 
 def test_sequence_classifier_ignores_padding_freezes_and_loads_fer_weights(afew_set: Path, tmp_path: Path) -> None:

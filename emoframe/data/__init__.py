@@ -1,4 +1,5 @@
-"""emoframe's data layer: FER2013 and image-folder datamodules, their readers, cache and transforms.
+"""emoframe's data layer: FER2013 and image-folder datamodules, their readers, cache and transforms; video
+datamodules over face-track recordings (``emoframe.data.video``); what all share (``emoframe.data.common``).
 
 Importing this package registers the datamodules (``fer2013``, ``image_folder``, ``recola``, ``afew_va``,
 ``afew``, ``video_folder``, ``multilabel_video``) in ``emoframe.registry.DATAMODULES``.

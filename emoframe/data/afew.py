@@ -1,5 +1,5 @@
 """Clip-classification layouts: EmotiW's AFEW (``afew``) and any ``root/<split>/<class>/<clip>`` tree
-(``video_folder``). Sampling, batches, faces and bad-input handling are ``emoframe.data.clips``'.
+(``video_folder``). Sampling, batches, faces and bad-input handling are ``emoframe.data.video.clips``'.
 
 AFEW (EmotiW audio-video sub-challenge):
 
@@ -14,103 +14,56 @@ EmotiW distributes); frame folders play at ``fps``. Val_AFEW is the validation s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
-from emoframe.data.clips import ClipClassificationDataModule, Sampling
-from emoframe.data.sequences import OnBad
+from emoframe.data.video.clips import ClipDataModule
 from emoframe.registry import DATAMODULES
 
 AFEW_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
 
 
 @DATAMODULES.register("video_folder")
-class VideoFolderDataModule(ClipClassificationDataModule):
+class VideoFolderDataModule(ClipDataModule):
     """Video clips in root/<split>/<class>/<clip>.<ext> (or <clip>/ frame folders), one emotion per class folder.
 
-    Class folders named like ``EMOTIONS`` (any case) need no mapping; others need ``class_map``, e.g.
+    ``folders: {train: train, val: val, test: test}`` name the split folders (val and test may name the same
+    one). Class folders named like ``EMOTIONS`` (any case) need no mapping; others need ``class_map``, e.g.
     ``{joy: happy, contempt: null}`` (``null`` drops a folder), as for ``image_folder``.
-    ``val_split``/``test_split`` may name the same folder.
     """
 
-    def __init__(
-        self,
-        root: str,
-        train_split: str = "train",
-        val_split: str = "val",
-        test_split: str = "test",
-        class_map: dict[str, str | None] | None = None,
-        frames: int = 16,
-        sampling: Sampling = "uniform",
-        stride_s: float | None = None,
-        clip_transforms: list[dict[str, Any]] | None = None,
-        fps: float = 25.0,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        image_size: int = 48,
-        channels: int = 1,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        faces: dict[str, Any] | None = None,
-        cache_dir: str | None = None,
-        workers: int = 1,
-        on_bad_video: OnBad = "error",
-        predict_videos: list[str] | None = None,
-        seed: int = 0,
-    ) -> None:
-        splits = {"train": train_split, "val": val_split, "test": test_split}
-        self.layout = (
-            f"{root}/<split>/<class>/<clip>.mp4 (or <clip>/ folders of frame images) with split folders "
-            f"{', '.join(dict.fromkeys(splits.values()))}"
+    @property
+    def layout(self) -> str:
+        return (
+            f"{self.root}/<split>/<class>/<clip>.mp4 (or <clip>/ folders of frame images) with split folders "
+            f"{', '.join(dict.fromkeys(self.split_dirs.values()))}"
         )
-        super().__init__(
-            root, splits, class_map, frames, sampling, stride_s, clip_transforms, fps, batch_size, num_workers,
-            image_size, channels, mean, std, faces, cache_dir, workers, on_bad_video, predict_videos, seed,
-        )  # fmt: skip
 
 
 @DATAMODULES.register("afew")
-class AfewDataModule(ClipClassificationDataModule):
+class AfewDataModule(ClipDataModule):
     """AFEW (EmotiW): Train_AFEW/<Emotion>/<clip>.avi for training, Val_AFEW for validation and testing.
 
-    ``test_dir`` names another labelled folder in the same layout to test on (AFEW's own test labels are
-    not public). Clips may also be folders of frame images. ``class_map`` is as for ``video_folder``.
+    ``folders: {train: Train_AFEW, val: Val_AFEW, test: null}``: ``test`` names another labelled folder in the
+    same layout to test on (AFEW's own test labels are not public; null: the val folder). Clips may also be
+    folders of frame images. ``class_map`` is as for ``video_folder``.
     """
 
-    def __init__(
-        self,
-        root: str,
-        train_dir: str = "Train_AFEW",
-        val_dir: str = "Val_AFEW",
-        test_dir: str | None = None,
-        class_map: dict[str, str | None] | None = None,
-        frames: int = 16,
-        sampling: Sampling = "uniform",
-        stride_s: float | None = None,
-        clip_transforms: list[dict[str, Any]] | None = None,
-        fps: float = 25.0,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        image_size: int = 48,
-        channels: int = 1,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        faces: dict[str, Any] | None = None,
-        cache_dir: str | None = None,
-        workers: int = 1,
-        on_bad_video: OnBad = "error",
-        predict_videos: list[str] | None = None,
-        seed: int = 0,
-    ) -> None:
-        splits = {"train": train_dir, "val": val_dir, "test": test_dir or val_dir}
-        self.layout = (
-            f"{root}/{train_dir}/<Emotion>/<clip>.avi and {root}/{val_dir}/<Emotion>/<clip>.avi (EmotiW layout; "
+    moved_keys: ClassVar[dict[str, str]] = {
+        **ClipDataModule.moved_keys,
+        "train_dir": "folders.train",
+        "val_dir": "folders.val",
+        "test_dir": "folders.test",
+    }
+    default_folders: ClassVar[dict[str, str | None]] = {"train": "Train_AFEW", "val": "Val_AFEW", "test": None}
+
+    @property
+    def layout(self) -> str:
+        train, val = self.split_dirs["train"], self.split_dirs["val"]
+        return (
+            f"{self.root}/{train}/<Emotion>/<clip>.avi and {self.root}/{val}/<Emotion>/<clip>.avi (EmotiW layout; "
             f"<Emotion> one of {' '.join(AFEW_CLASSES)}; a clip may also be a folder of frame images); "
             "set AFEW_ROOT or data.root"
         )
-        super().__init__(
-            root, splits, class_map, frames, sampling, stride_s, clip_transforms, fps, batch_size, num_workers,
-            image_size, channels, mean, std, faces, cache_dir, workers, on_bad_video, predict_videos, seed,
-        )  # fmt: skip
 
     @property
     def dataset_name(self) -> str:

@@ -14,19 +14,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from typing_extensions import Unpack
 
-from emoframe.data.sequences import (
-    SPLITS,
-    TARGETS,
-    Aligner,
-    OnBad,
-    SequenceRegressionDataModule,
-    Source,
-    split_by_ratio,
-)
+from emoframe.data.video.recordings import SPLITS, Aligner, Source
+from emoframe.data.video.windows import TARGETS, WindowDataModule, WindowOptions, split_by_ratio
 from emoframe.errors import DataError
 from emoframe.faces.folders import frame_files
 from emoframe.registry import DATAMODULES
@@ -85,52 +79,44 @@ def read_afew_va_clip(folder: str | Path, rescale: bool = True) -> AfewVaClip:
 
 
 @DATAMODULES.register("afew_va")
-class AfewVaDataModule(SequenceRegressionDataModule):
+class AfewVaDataModule(WindowDataModule):
     """AFEW-VA clip folders -> face-crop windows with (arousal, valence) targets (rescaled to [-1, 1]).
 
-    Splits: ``train_clips``/``val_clips``/``test_clips`` (clip ids), or every clip dealt by ``ratios``
-    with ``seed``. Each recording keeps its annotated landmarks in ``extra["landmarks"]``. Frames are
-    ``fps`` apart (AFEW-VA gives no rate; it only sets the times written by ``predict``).
+    ``split``: ``{seed: 0, ratios: [0.8, 0.1, 0.1]}`` deals every clip by a seeded shuffle, or ``{train: [ids],
+    val: [ids], test: [ids]}`` lists the clips of each split. Each recording keeps its annotated landmarks in
+    ``extra["landmarks"]``. Frames are ``fps`` apart (AFEW-VA gives no rate; it only sets the times written
+    by ``predict``).
     """
+
+    moved_keys: ClassVar[dict[str, str]] = {
+        **WindowDataModule.moved_keys,
+        "train_clips": "split.train",
+        "val_clips": "split.val",
+        "test_clips": "split.test",
+        "ratios": "split.ratios",
+        "seed": "split.seed",
+    }
+    section_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        **WindowDataModule.section_defaults,
+        "windows": {"size": 50},
+        "loader": {"batch_size": 4, "num_workers": 2},
+    }
 
     def __init__(
         self,
         root: str,
-        train_clips: list[str] | None = None,
-        val_clips: list[str] | None = None,
-        test_clips: list[str] | None = None,
-        ratios: list[float] | None = None,
+        split: dict[str, Any] | None = None,
         rescale: bool = True,
         fps: float = 25.0,
-        window: int = 50,
-        stride: int | None = None,
-        batch_size: int = 4,
-        num_workers: int = 2,
-        image_size: int = 150,
-        channels: int = 3,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        faces: dict[str, Any] | None = None,
-        cache_dir: str | None = None,
-        workers: int = 1,
-        on_bad_recording: OnBad = "error",
-        predict_videos: list[str] | None = None,
-        seed: int = 0,
+        **options: Unpack[WindowOptions],
     ) -> None:
         self.root = Path(root).expanduser()
-        lists = {"train": train_clips, "val": val_clips, "test": test_clips}
-        if any(v is not None for v in lists.values()) and ratios is not None:
-            raise DataError("data: give either train_clips/val_clips/test_clips or ratios, not both")
-        self.clip_lists = {s: list(v) for s, v in lists.items() if v is not None} or None
-        self.ratios = [float(r) for r in (ratios or (0.8, 0.1, 0.1))]
+        self.clip_lists, self.ratios, self.seed = _check_split(split)
         self.rescale = rescale
         if not fps > 0:
             raise DataError(f"data.fps: expected a frame rate > 0, got {fps!r}")
         self.fps = float(fps)
-        super().__init__(
-            window, stride, batch_size, num_workers, image_size, channels, mean, std, faces, cache_dir, workers,
-            on_bad_recording, predict_videos, seed,
-        )  # fmt: skip
+        super().__init__(**options)
         if not self.predict_videos:
             self.clips()
 
@@ -149,7 +135,7 @@ class AfewVaDataModule(SequenceRegressionDataModule):
         if self.clip_lists is not None:
             split_of = {s: [_clip_id(c, clips, s, self.root) for c in self.clip_lists.get(s, [])] for s in SPLITS}
         else:
-            split_of = split_by_ratio(clips, self.ratios, self.seed, "data")
+            split_of = split_by_ratio(clips, self.ratios, self.seed, "data.split")
         plan: dict[str, list[Source]] = {}
         for split, names in split_of.items():
             plan[split] = []
@@ -183,4 +169,17 @@ def _clip_id(value: str | int, clips: list[str], split: str, root: Path) -> str:
         for clip in clips:
             if clip.isdigit() and int(clip) == value:
                 return clip
-    raise DataError(f"data.{split}_clips: no clip '{value}' in {root} (found {len(clips)} clips, e.g. {clips[0]})")
+    raise DataError(f"data.split.{split}: no clip '{value}' in {root} (found {len(clips)} clips, e.g. {clips[0]})")
+
+
+def _check_split(split: dict[str, Any] | None) -> tuple[dict[str, list[str]] | None, list[float], int]:
+    """(clip lists per split or None, ratios, seed) of ``data.split``."""
+    split = dict(split or {})
+    unknown = sorted(set(split) - {"seed", "ratios", *SPLITS})
+    if unknown:
+        raise DataError(f"data.split.{unknown[0]}: unknown key; expected seed and ratios, or train, val and test lists")
+    lists = {s: list(split[s]) for s in SPLITS if split.get(s) is not None}
+    if lists and (split.get("ratios") is not None or split.get("seed") is not None):
+        raise DataError("data.split: give either train/val/test clip lists or seed and ratios, not both")
+    ratios = [float(r) for r in (split.get("ratios") or (0.8, 0.1, 0.1))]
+    return lists or None, ratios, int(split.get("seed") or 0)

@@ -150,11 +150,13 @@ def to_targets(votes: np.ndarray, mode: Votes, raters: int | None, threshold: fl
 
 def check_vote_options(mode: str, raters: int | None, threshold: float | None) -> None:
     if mode not in ("binary", "majority", "threshold", "soft"):
-        raise DataError(f"data.votes: expected binary, majority, threshold or soft, got {mode!r}")
+        raise DataError(f"data.table.votes: expected binary, majority, threshold or soft, got {mode!r}")
     if mode in ("majority", "soft") and not (isinstance(raters, int) and raters >= 1):
-        raise DataError(f"data.raters: votes: {mode} needs the number of raters per frame (e.g. 7), got {raters!r}")
+        raise DataError(
+            f"data.table.raters: votes: {mode} needs the number of raters per frame (e.g. 7), got {raters!r}"
+        )
     if mode == "threshold" and not (isinstance(threshold, (int, float)) and threshold > 0):
-        raise DataError(f"data.vote_threshold: votes: threshold needs a number of votes > 0, got {threshold!r}")
+        raise DataError(f"data.table.vote_threshold: votes: threshold needs a number of votes > 0, got {threshold!r}")
 
 
 def read_annotations(
@@ -171,9 +173,9 @@ def read_annotations(
     path = Path(path).expanduser()
     check_vote_options(votes, raters, vote_threshold)
     if empty_rows not in ("skip", "keep", "error"):
-        raise DataError(f"data.empty_rows: expected skip, keep or error, got {empty_rows!r}")
+        raise DataError(f"data.table.empty_rows: expected skip, keep or error, got {empty_rows!r}")
     if on_bad_rows not in ("error", "skip"):
-        raise DataError(f"data.on_bad_rows: expected error or skip, got {on_bad_rows!r}")
+        raise DataError(f"data.table.on_bad_rows: expected error or skip, got {on_bad_rows!r}")
     columns = read_table(path)
     header = list(columns)
     for required in ("video", "participant"):
@@ -192,7 +194,7 @@ def read_annotations(
         if extra:
             raise DataError(
                 f"{path}: column '{extra[0]}' is a label in the table but not in data.labels [{', '.join(labels)}]: "
-                "add it to data.labels, or to data.ignore_columns to leave it out"
+                "add it to data.labels, or to data.table.ignore_columns to leave it out"
             )
         absent = [c for c in labels if c not in found]
         if absent:
@@ -214,7 +216,7 @@ def read_annotations(
         where = f"{path}:{lines[np.argmax(mask)]}"
         if on_bad_rows == "error":
             raise DataError(
-                f"{where}: {reason}. Fix the table, or set data.on_bad_rows: skip to count and drop such rows"
+                f"{where}: {reason}. Fix the table, or set data.table.on_bad_rows: skip to count and drop such rows"
             )
         table.count(f"rows with {reason}", where, int(mask.sum()))
         bad[mask] = True
@@ -235,7 +237,7 @@ def read_annotations(
     if votes == "binary":
         reject(~np.isin(counts, (0.0, 1.0)).all(axis=1), "a label value other than 0 or 1 (votes: binary)")
     elif raters is not None:
-        reject((counts > raters).any(axis=1), f"more votes than data.raters ({raters})")
+        reject((counts > raters).any(axis=1), f"more votes than data.table.raters ({raters})")
     rows = np.flatnonzero(~bad)
     order = rows[np.lexsort((rows, index[rows], video[rows]))]  # by video, then frame, then line
     same = (video[order][1:] == video[order][:-1]) & (index[order][1:] == index[order][:-1])
@@ -249,9 +251,13 @@ def read_annotations(
     if empty.any():
         where = f"{path}:{lines[np.argmax(empty)]}"
         if empty_rows == "error":
-            raise DataError(f"{where}: no label set in this row (data.empty_rows: error); use skip or keep to allow it")
+            raise DataError(
+                f"{where}: no label set in this row (data.table.empty_rows: error); use skip or keep to allow it"
+            )
         if empty_rows == "skip":
-            table.count("rows with no label set, left unlabelled (data.empty_rows: skip)", where, int(empty.sum()))
+            table.count(
+                "rows with no label set, left unlabelled (data.table.empty_rows: skip)", where, int(empty.sum())
+            )
             targets[empty] = np.nan
     split, split_names = _codes(columns["split"]) if "split" in columns else (None, [])
     rows_ok = np.flatnonzero(ok)
@@ -302,7 +308,7 @@ def frame_targets(
         reason = f"{unit} is beyond the end of video '{labels.video}' ({frames} frames at {fps:g} fps)"
         if on_bad_rows == "error":
             raise DataError(
-                f"{where}: {reason}. Fix the table, or set data.on_bad_rows: skip to count and drop such rows"
+                f"{where}: {reason}. Fix the table, or set data.table.on_bad_rows: skip to count and drop such rows"
             )
         table.count("rows beyond their video's last frame", f"{where} ({reason})", int(beyond.sum()))
     keep = np.flatnonzero(~beyond)

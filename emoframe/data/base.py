@@ -2,22 +2,25 @@
 
 Subclasses only implement ``load_splits``; this class owns the per-split pipelines, the ``subset`` pick,
 the optional hand-crafted ``features`` (extracted once per split from the un-augmented faces, cached
-on disk, standardised with the train split's statistics), the label bookkeeping and the loaders. Under DDP the val/test/predict loaders get Lightning's
-``UnrepeatedDistributedSampler``: Lightning leaves a loader whose sampler is already a
-``DistributedSampler`` alone, so it does not pad the last batch with repeated samples and metrics and
-sample counts stay exact (ranks may differ by one sample, which is safe outside training).
+on disk, standardised with the train split's statistics), the label bookkeeping and the loaders (made by
+``emoframe.data.common.make_loader``, with the unrepeated sampler for distributed evaluation).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Sampler
+from typing_extensions import TypedDict
 
+from emoframe.data.common import (
+    MOVED_KEYS,
+    Section,
+    SplitDataModule,
+    check,
+    check_choice,
+    is_count,
+)
 from emoframe.data.datasets import ImageArrayDataset, stratified_subset
 from emoframe.data.frame_sources import FrameSource, image_frame_source
 from emoframe.data.transforms import ImageTransform, build_transform
@@ -30,41 +33,50 @@ SplitArrays = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 """(images uint8 (N, H, W), labels int64 (N,), names (N,) or None)."""
 
 
-class ImageClassificationDataModule(pl.LightningDataModule):
-    """Base class: uint8 grayscale splits in memory -> augmented, normalised (C, H, W) float batches."""
+class ImageOptions(TypedDict, total=False):
+    """Keyword arguments every image datamodule takes, declared once (defaults: ``ImageClassificationDataModule``)."""
 
+    loader: Section
+    image: Section
+    augment: list[dict[str, Any]] | None
+    subset: int | None
+    seed: int
+    features: list[dict[str, Any]] | None
+
+
+class ImageClassificationDataModule(SplitDataModule):
+    """Base class: uint8 grayscale splits in memory -> augmented, normalised (C, H, W) float batches.
+
+    ``loader: {batch_size, num_workers}``; ``image: {size, channels, mean, std}`` (what the model sees);
+    ``augment``: albumentations steps for training; ``subset``: a stratified pick of at most that many
+    images per split (with ``seed``); ``features``: hand-crafted feature extractors.
+    """
+
+    moved_keys: ClassVar[dict[str, str]] = dict(MOVED_KEYS)
     source_size: int | None = 48
-    """Side of the arrays ``load_splits`` returns; ``None`` when they are already ``image_size``."""
+    """Side of the arrays ``load_splits`` returns; ``None`` when they are already ``image.size``."""
 
     def __init__(
         self,
-        batch_size: int = 64,
-        num_workers: int = 2,
-        image_size: int = 48,
-        channels: int = 1,
+        *,
+        loader: Section = None,
+        image: Section = None,
         augment: list[dict[str, Any]] | None = None,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
         subset: int | None = None,
         seed: int = 0,
         features: list[dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__()
-        _check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", "an integer >= 1", batch_size)
-        _check(isinstance(num_workers, int) and num_workers >= 0, "num_workers", "an integer >= 0", num_workers)
-        _check(isinstance(image_size, int) and image_size >= 8, "image_size", "an integer >= 8", image_size)
-        _check(channels in (1, 3), "channels", "1 or 3", channels)
-        _check(subset is None or (isinstance(subset, int) and subset >= 1), "subset", "None or >= 1", subset)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.image_size = image_size
-        self._channels = channels
+        super().__init__(loader=loader, image=image)
+        check(subset is None or is_count(subset, 1), "subset", "None or >= 1", subset)
+        image_size, channels = self.image.size, self.image.channels
         self.subset = subset
         self.seed = seed
         source = self.source_size or image_size
+        mean, std = self.image.mean, self.image.std
         # Built now so a bad augment recipe fails at construction, before any data is read.
-        self.train_transform: ImageTransform = build_transform(augment, image_size, source, channels, mean, std, seed)
-        self.eval_transform: ImageTransform = build_transform(None, image_size, source, channels, mean, std, seed)
+        settings = {"image_size": image_size, "source_size": source, "channels": channels, "mean": mean, "std": std}
+        self.train_transform: ImageTransform = build_transform(augment, **settings, seed=seed)
+        self.eval_transform: ImageTransform = build_transform(None, **settings, seed=seed)
         # Built now so a typo in data.features fails before any data is read.
         self.extractors = build_extractors(features)
         self.feature_mean: np.ndarray | None = None  # train statistics used to standardise every split
@@ -82,14 +94,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         return list(EMOTIONS)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return self._channels
 
     @property
     def feature_dim(self) -> int:
@@ -158,43 +162,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         """The images of ``split`` as one-frame clips through the evaluation transform (``emoframe extract``)."""
         return image_frame_source(self.dataset(split), self.eval_transform, split, self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """The test split, in order."""
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.dataset(split)
-        sampler = None if shuffle else self._unrepeated_sampler(dataset)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            drop_last=False,
-        )
-
-    def _unrepeated_sampler(self, dataset: ImageArrayDataset) -> Sampler[int] | None:
-        """Each sample on exactly one rank (no padding), when running distributed."""
-        trainer = self.trainer
-        if trainer is None or getattr(trainer, "world_size", 1) <= 1:
-            return None
-        kwargs = getattr(trainer, "distributed_sampler_kwargs", None) or {}
-        replicas = kwargs.get("num_replicas", trainer.world_size)
-        rank = kwargs.get("rank", trainer.global_rank)
-        return UnrepeatedDistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=False)
-
 
 def _column_stats(values: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """float32 mean and std of each column (float64 sums over row blocks; constant columns get std 1)."""
@@ -210,11 +177,4 @@ def _column_stats(values: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _check(ok: bool, key: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise DataError(f"data.{key}: expected {expected}, got {value!r}")
-
-
-def check_choice(value: Any, key: str, choices: tuple[Any, ...]) -> None:
-    """One-line error for a value outside a Literal's choices (recipes are checked by the registry)."""
-    _check(value in choices, key, " or ".join(repr(c) for c in choices), value)
+__all__ = ["SPLITS", "ImageClassificationDataModule", "ImageOptions", "SplitArrays", "check_choice"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from emoframe.data.base import ImageClassificationDataModule, SplitArrays, check_choice
+from typing_extensions import Unpack
+
+from emoframe.data.base import ImageClassificationDataModule, ImageOptions, SplitArrays
+from emoframe.data.common import check_choice
 from emoframe.data.fer2013_sources import Fer2013Arrays, find_source, load_fer2013
 from emoframe.registry import DATAMODULES
 
@@ -27,21 +30,12 @@ class Fer2013DataModule(ImageClassificationDataModule):
         variant: Literal["fer28", "fer32"] = "fer28",
         cache_dir: str | None = None,
         on_bad_image: Literal["error", "skip"] = "error",
-        batch_size: int = 64,
-        num_workers: int = 2,
-        image_size: int = 48,
-        channels: int = 1,
-        augment: list[dict[str, Any]] | None = None,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        subset: int | None = None,
-        seed: int = 0,
-        features: list[dict[str, Any]] | None = None,
+        **options: Unpack[ImageOptions],
     ) -> None:
         check_choice(variant, "variant", ("fer28", "fer32"))
         check_choice(on_bad_image, "on_bad_image", ("error", "skip"))
         find_source(root)  # one-line error now if root is missing or of another layout (no data read)
-        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed, features)
+        super().__init__(**options)
         self.root = root
         self.variant = variant
         self.cache_dir = cache_dir

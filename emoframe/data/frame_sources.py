@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from emoframe.data.common import crops_to_tensor, normaliser
 from emoframe.data.datasets import ImageArrayDataset
 
 
@@ -67,18 +68,15 @@ def clip_frame_source(
             kept.append(rec)
         else:
             print(f"Skipping {rec.source}: no frame with a face crop", file=sys.stderr, flush=True)
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+    mean_t, std_t = normaliser(mean), normaliser(std)
 
     def batches(size: int) -> Iterator[torch.Tensor]:
         pending: list[torch.Tensor] = []
         count = 0
         for rec, idx in zip(kept, picked):
             for start in range(0, len(idx), size):
-                crops = read(rec.crops, idx[start : start + size])
-                crops = crops[..., None] if crops.ndim == 3 else crops
-                x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)
-                pending.append((x - mean_t) / std_t)
+                x = crops_to_tensor(read(rec.crops, idx[start : start + size]), mean_t, std_t)
+                pending.append(x)
                 count += len(x)
                 while count >= size:
                     joined = torch.cat(pending)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from typing_extensions import Unpack
 
-from emoframe.data.base import ImageClassificationDataModule, SplitArrays, check_choice
+from emoframe.data.base import ImageClassificationDataModule, ImageOptions, SplitArrays
+from emoframe.data.common import check_choice, check_class_map, class_index
 from emoframe.errors import DataError
 from emoframe.files.cache import ArrayCache, folder_fingerprint, walk_files
 from emoframe.files.decode import DECODER, decode_files, is_image_name, report_skipped
@@ -22,11 +24,12 @@ READER_VERSION = 1
 class ImageFolderDataModule(ImageClassificationDataModule):
     """Face images in root/<split>/<class>/*.{jpg,png,...}, any size or mode, mapped onto the 7 emotions.
 
-    Every image is converted to 8-bit grayscale (ITU-R 601 luma) and resized to ``image_size`` squared
+    Every image is converted to 8-bit grayscale (ITU-R 601 luma) and resized to ``image.size`` squared
     without keeping the aspect ratio (the images are expected to be face crops), then cached on disk.
     Class folders named like ``EMOTIONS`` (any case) need no mapping; others need ``class_map``, e.g.
     ``{happiness: happy, contempt: null}`` (``null`` drops a folder). Images may sit in sub-folders of
-    a class folder. ``val_split``/``test_split`` may name the same folder.
+    a class folder. ``folders: {train: train, val: val, test: test}`` name the split folders (val and test
+    may name the same one).
 
     ``faces:`` (settings of the ``face_crop`` pipeline, e.g. ``{threshold: -0.5, fallback: drop}``)
     detects, aligns and crops the face of each full-size image instead of resizing it; the crops are
@@ -35,30 +38,29 @@ class ImageFolderDataModule(ImageClassificationDataModule):
 
     source_size = None  # arrays are stored at image_size
 
+    moved_keys: ClassVar[dict[str, str]] = {
+        **ImageClassificationDataModule.moved_keys,
+        "train_split": "folders.train",
+        "val_split": "folders.val",
+        "test_split": "folders.test",
+    }
+
     def __init__(
         self,
         root: str,
-        train_split: str = "train",
-        val_split: str = "val",
-        test_split: str = "test",
+        folders: dict[str, str] | None = None,
         class_map: dict[str, str | None] | None = None,
         cache_dir: str | None = None,
         on_bad_image: Literal["error", "skip"] = "error",
         faces: dict[str, Any] | None = None,
-        batch_size: int = 64,
-        num_workers: int = 2,
-        image_size: int = 48,
-        channels: int = 1,
-        augment: list[dict[str, Any]] | None = None,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        subset: int | None = None,
-        seed: int = 0,
-        features: list[dict[str, Any]] | None = None,
+        **options: Unpack[ImageOptions],
     ) -> None:
         check_choice(on_bad_image, "on_bad_image", ("error", "skip"))
         self.root = Path(root).expanduser()
-        self.split_dirs = {"train": train_split, "val": val_split, "test": test_split}
+        unknown = sorted(set(folders or {}) - {"train", "val", "test"})
+        if unknown:
+            raise DataError(f"data.folders.{unknown[0]}: unknown split; expected train, val and test")
+        self.split_dirs = {"train": "train", "val": "val", "test": "test", **(folders or {})}
         expected = f"expected {self.root}/<split>/<class>/*.jpg with splits {', '.join(self.split_dirs.values())}"
         if not self.root.is_dir():
             raise DataError(f"Image folder not found at {self.root}: {expected}")
@@ -68,13 +70,9 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             raise DataError(
                 f"No '{missing[0]}' folder in {self.root}: {expected}; found folders {', '.join(found) or 'none'}"
             )
-        self.class_map = dict(class_map or {})
-        for folder, target in self.class_map.items():
-            if target is not None and target not in EMOTIONS:
-                raise DataError(
-                    f"data.class_map.{folder}: '{target}' is not an emotion; accepted: {', '.join(EMOTIONS)} or null"
-                )
-        super().__init__(batch_size, num_workers, image_size, channels, augment, mean, std, subset, seed, features)
+        self.class_map = check_class_map(class_map)
+        super().__init__(**options)
+        image_size = self.image.size
         self.cache_dir = cache_dir
         self.on_bad_image = on_bad_image
         self.faces = None
@@ -84,7 +82,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             if not self.faces.grayscale:
                 raise DataError("data.faces.grayscale: image_folder stores gray images; leave grayscale true")
             if self.faces.size != image_size:
-                raise DataError(f"data.faces.size: {self.faces.size} differs from data.image_size {image_size}")
+                raise DataError(f"data.faces.size: {self.faces.size} differs from data.image.size {image_size}")
 
     def prepare_data(self) -> None:
         """Decode once and fill the on-disk cache (Lightning runs this on one process per node)."""
@@ -97,16 +95,14 @@ class ImageFolderDataModule(ImageClassificationDataModule):
 
     def label_of(self, folder: str, where: Path) -> int | None:
         """The EMOTIONS index for a class folder, ``None`` if mapped to null, else a one-line error."""
-        if folder in self.class_map:
-            target = self.class_map[folder]
-            return None if target is None else EMOTIONS.index(target)
-        if folder.lower() in EMOTIONS:
-            return EMOTIONS.index(folder.lower())
-        raise DataError(
-            f"Class folder '{folder}' in {where} is not an emotion name: add it to class_map "
-            f"(e.g. class_map: {{{folder}: <name>}} or null to drop it); "
-            f"accepted names: {', '.join(EMOTIONS)}"
-        )
+        try:
+            return class_index(folder, self.class_map)
+        except KeyError:
+            raise DataError(
+                f"Class folder '{folder}' in {where} is not an emotion name: add it to class_map "
+                f"(e.g. class_map: {{{folder}: <name>}} or null to drop it); "
+                f"accepted names: {', '.join(EMOTIONS)}"
+            ) from None
 
     def _load_folder(self, split_dir: str) -> SplitArrays:
         """Decode (or read from cache) the mapped class folders of one split folder."""
@@ -118,7 +114,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         used = [f for f in folders if labels_of[f] is not None]
         fingerprint = folder_fingerprint(base, keep=lambda rel: rel.split("/", 1)[0] in used)
         faces = self.faces.settings() if self.faces is not None else None
-        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image_size, faces)
+        parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image.size, faces)
         cache = ArrayCache(self.cache_dir)
         hit = cache.get("image-folder", parts)
         if hit is None:
@@ -126,7 +122,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             images, kept, skipped = decode_files(
                 rels,
                 lambda rel: (base / rel).read_bytes(),
-                size=self.image_size,
+                size=self.image.size,
                 resize=True,
                 on_bad_image=self.on_bad_image,
                 where=str(base),

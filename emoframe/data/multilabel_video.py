@@ -4,7 +4,7 @@
     <annotations>.csv | .parquet      video, frame (or time), participant, <label 1>, ..., <label K> [, split]
 
 The table's format and vote handling are in ``emoframe.data.annotations`` and docs/multilabel_video.md.
-Frames come through the face-track cache; batches are ``emoframe.data.sequences``' windows with
+Frames come through the face-track cache; batches are ``emoframe.data.video.windows``' windows with
 (B, T, K) targets. Splits are by participant, so nobody is in two splits (checked, whatever made the
 split). Training windows may be re-sampled for rare labels (``emoframe.data.resampling``), and the
 per-label counts before and after are printed and kept for the task's report (the paper's Table 4).
@@ -12,13 +12,16 @@ per-label counts before and after are printed and kept for the task's report (th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from torch.utils.data import DataLoader
+from typing_extensions import Unpack
 
 from emoframe.data.annotations import (
     AnnotationTable,
@@ -30,14 +33,29 @@ from emoframe.data.annotations import (
     frame_targets,
     read_annotations,
 )
+from emoframe.data.common import Section, section
 from emoframe.data.resampling import Resampling, count_table, format_table, frequent_labels, labelled, positives
 from emoframe.data.resampling import resample_windows as resample_window_list
-from emoframe.data.sequences import SPLITS, Aligner, OnBad, SequenceRegressionDataModule, Source, split_by_ratio
+from emoframe.data.video.recordings import SPLITS, Aligner, Source
+from emoframe.data.video.windows import WindowDataModule, WindowOptions, split_by_ratio
 from emoframe.errors import DataError
 from emoframe.files.video import VIDEO_SUFFIXES
 from emoframe.registry import DATAMODULES
 
 RESAMPLE_KEYS = {"factor", "frequent", "frequent_share", "rare", "max_frequent_share"}
+TABLE_KEYS = ("ignore_columns", "votes", "raters", "vote_threshold", "empty_rows", "on_bad_rows")
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """``data.table``: how the annotation table is read (``emoframe.data.annotations``; docs/multilabel_video.md)."""
+
+    ignore_columns: list[str] | None = None
+    votes: Votes = "binary"
+    raters: int | None = None
+    vote_threshold: float | None = None
+    empty_rows: EmptyRows = "skip"
+    on_bad_rows: RowPolicy = "error"
 
 
 def check_subject_independent(plan: dict[str, list[str]], participant_of: dict[str, str]) -> None:
@@ -79,7 +97,7 @@ def split_videos(
 
 
 @DATAMODULES.register("multilabel_video")
-class MultilabelVideoDataModule(SequenceRegressionDataModule):
+class MultilabelVideoDataModule(WindowDataModule):
     """Videos + a per-frame multi-label table -> face-crop windows with one 0/1 (or soft) target per label.
 
     ``split``: ``{seed, ratios}`` over participants (the paper: 80/20), or ``column`` for the table's own.
@@ -90,42 +108,31 @@ class MultilabelVideoDataModule(SequenceRegressionDataModule):
 
     extract_chunk = 16
 
+    moved_keys: ClassVar[dict[str, str]] = {
+        **WindowDataModule.moved_keys,
+        **{key: f"table.{key}" for key in TABLE_KEYS},
+        "seed": "split.seed",
+    }
+
     def __init__(
         self,
         videos: str,
         annotations: str,
         labels: list[str] | None = None,
-        ignore_columns: list[str] | None = None,
-        votes: Votes = "binary",
-        raters: int | None = None,
-        vote_threshold: float | None = None,
-        empty_rows: EmptyRows = "skip",
-        on_bad_rows: RowPolicy = "error",
+        table: Section = None,
         split: str | dict[str, Any] | None = None,
         resample: dict[str, Any] | None = None,
         fps: float | None = None,
-        window: int = 150,
-        stride: int | None = None,
-        batch_size: int = 2,
-        num_workers: int = 2,
-        image_size: int = 150,
-        channels: int = 3,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        faces: dict[str, Any] | None = None,
-        cache_dir: str | None = None,
-        workers: int = 1,
-        on_bad_recording: OnBad = "error",
-        predict_videos: list[str] | None = None,
-        seed: int = 0,
+        **options: Unpack[WindowOptions],
     ) -> None:
         self.videos_dir = Path(videos).expanduser()
         self.annotations_path = Path(annotations).expanduser()
-        self.on_bad_rows = on_bad_rows
+        self.table_settings = section(TableSettings, table, "table")
+        self.on_bad_rows = self.table_settings.on_bad_rows
         self.split = split if split is not None else {"seed": 0, "ratios": [0.8, 0.2, 0.0]}
         self.fps = fps
         self.table: AnnotationTable | None = None
-        predict_only = bool(predict_videos) and not self.annotations_path.is_file()
+        predict_only = bool(options.get("predict_videos")) and not self.annotations_path.is_file()
         if predict_only:  # predicting on given videos needs only the label names
             if not labels:
                 raise DataError(
@@ -133,17 +140,12 @@ class MultilabelVideoDataModule(SequenceRegressionDataModule):
                 )
             self._labels = list(labels)
         else:  # read now: the label names size the model's head, and a bad table fails before any video is read
-            self.table = read_annotations(
-                self.annotations_path, labels, ignore_columns, votes, raters, vote_threshold, empty_rows, on_bad_rows
-            )
+            self.table = read_annotations(self.annotations_path, labels, **dataclasses.asdict(self.table_settings))
             self._labels = self.table.labels
             if not self.videos_dir.is_dir():
                 raise DataError(f"data.videos: {self.videos_dir} is not a folder (expected <videos>/<video id>.mp4)")
         self.resample = _check_resample(resample, self._labels, self.annotations_path)
-        super().__init__(
-            window, stride, batch_size, num_workers, image_size, channels, mean, std, faces, cache_dir, workers,
-            on_bad_recording, predict_videos, seed,
-        )  # fmt: skip
+        super().__init__(**options)
         self._resampling: Resampling | None = None
         self.count_rows: list[dict[str, object]] = []
 
@@ -181,15 +183,15 @@ class MultilabelVideoDataModule(SequenceRegressionDataModule):
         found = self._video_files()
         unused = sorted(set(found) - set(self.table.videos))
         if unused:
-            print(f"{len(unused)} videos in {self.videos_dir} have no annotation rows and are not used "
-                  f"(first: {unused[0]})", file=sys.stderr, flush=True)  # fmt: skip
+            line = f"{len(unused)} videos in {self.videos_dir} have no annotation rows and are not used"
+            print(f"{line} (first: {unused[0]})", file=sys.stderr, flush=True)
         out: dict[str, list[Source]] = {}
         for split, names in plan.items():
             out[split] = []
             for name in names:
                 if name not in found:
-                    self.bad(name, f"{self.table.path}: video '{name}' has annotation rows but no file "
-                                   f"{self.videos_dir}/{name}.mp4 (or another video suffix, or a frame folder)")  # fmt: skip
+                    expected = f"{self.videos_dir}/{name}.mp4 (or another video suffix, or a frame folder)"
+                    self.bad(name, f"{self.table.path}: video '{name}' has annotation rows but no file {expected}")
                     continue
                 out[split].append(Source(name, str(found[name]), self._aligner(self.table.videos[name]), self.fps))
         return out

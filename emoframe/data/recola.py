@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from typing_extensions import Unpack
 
 from emoframe.data.arff import DIMENSIONS, GOLD_STANDARD_DIR, align_labels_to_frames, read_recola_labels
-from emoframe.data.sequences import (
-    TARGETS,
-    Aligner,
-    OnBad,
-    SequenceRegressionDataModule,
-    Source,
-    is_video,
-    split_by_ratio,
-)
+from emoframe.data.video.recordings import Aligner, Source, is_video
+from emoframe.data.video.windows import TARGETS, WindowDataModule, WindowOptions, split_by_ratio
 from emoframe.errors import DataError
 from emoframe.registry import DATAMODULES
 
@@ -36,7 +30,7 @@ assert tuple(DIMENSIONS) == TARGETS  # the ARFF columns are read in the order th
 
 
 @DATAMODULES.register("recola")
-class RecolaDataModule(SequenceRegressionDataModule):
+class RecolaDataModule(WindowDataModule):
     """RECOLA (AVEC 2016 layout): videos + gold-standard ARFFs -> face-crop windows, (arousal, valence) targets.
 
     A video without gold standard in train/dev, gold standard without a video, or an unreadable ARFF
@@ -45,31 +39,12 @@ class RecolaDataModule(SequenceRegressionDataModule):
     ``resplit: {seed: 0, ratios: [0.6, 0.2, 0.2]}`` reassigns the labelled recordings (subjects).
     """
 
-    def __init__(
-        self,
-        root: str,
-        resplit: dict[str, Any] | None = None,
-        window: int = 150,
-        stride: int | None = None,
-        batch_size: int = 2,
-        num_workers: int = 2,
-        image_size: int = 150,
-        channels: int = 3,
-        mean: float | list[float] = 0.5,
-        std: float | list[float] = 0.5,
-        faces: dict[str, Any] | None = None,
-        cache_dir: str | None = None,
-        workers: int = 1,
-        on_bad_recording: OnBad = "error",
-        predict_videos: list[str] | None = None,
-        seed: int = 0,
-    ) -> None:
+    moved_keys: ClassVar[dict[str, str]] = {**WindowDataModule.moved_keys, "seed": "resplit.seed"}
+
+    def __init__(self, root: str, resplit: dict[str, Any] | None = None, **options: Unpack[WindowOptions]) -> None:
         self.root = Path(root).expanduser()
         self.resplit = _check_resplit(resplit)
-        super().__init__(
-            window, stride, batch_size, num_workers, image_size, channels, mean, std, faces, cache_dir, workers,
-            on_bad_recording, predict_videos, seed,
-        )  # fmt: skip
+        super().__init__(**options)
         if not self.predict_videos:  # predicting on given videos needs no RECOLA
             self.check_layout()
 
@@ -113,8 +88,8 @@ class RecolaDataModule(SequenceRegressionDataModule):
                 if split == "test":  # AVEC 2016 releases test videos without labels: predict only
                     plan[split].append(Source(name, str(videos[name])))
                 else:
-                    self.bad(name, f"{videos[name]}: video without gold standard (expected "
-                                   f"{self.root / GOLD_STANDARD_DIR}/arousal/{name}.arff and valence/)")  # fmt: skip
+                    expected = f"{self.root / GOLD_STANDARD_DIR}/arousal/{name}.arff and valence/"
+                    self.bad(name, f"{videos[name]}: video without gold standard (expected {expected})")
                 continue
             try:
                 times, values = read_recola_labels(self.root, name, DIMENSIONS)

@@ -23,7 +23,7 @@ from torch.utils.data import get_worker_info
 from emoframe.files.decode import resize_square
 from emoframe.registry import TRANSFORMS, RecipeError
 
-_OWN_STEPS = {"Normalize": "data.mean/data.std", "ToTensorV2": "the datamodule"}  # done after augment
+_OWN_STEPS = {"Normalize": "data.image.mean/std", "ToTensorV2": "the datamodule"}  # done after augment
 _CONTAINERS = ("OneOf", "SomeOf", "Sequential", "SelectiveChannelTransform", "OneOrOther", "Compose")
 
 
@@ -161,22 +161,19 @@ class ImageTransform:
 
 
 def build_transform(
-    augment: Sequence[Mapping[str, Any]] | None = None,
-    image_size: int = 48,
-    source_size: int = 48,
-    channels: int = 1,
-    mean: float | Sequence[float] = 0.5,
-    std: float | Sequence[float] = 0.5,
-    seed: int | None = 0,
-    where: str = "data.augment",
+    augment: Sequence[Mapping[str, Any]] | None = None, where: str = "data.augment", **settings: Any
 ) -> ImageTransform:
-    """The full per-sample pipeline for one split (pass ``augment=None`` for val/test)."""
+    """The full per-sample pipeline for one split (pass ``augment=None`` for val/test); ``settings`` are
+    ``ImageTransform``'s (``image_size``, ``source_size``, ``channels``, ``mean``, ``std``, ``seed``), checked
+    here with one-line errors."""
+    channels = settings.get("channels", 1)
+    mean, std = settings.get("mean", 0.5), settings.get("std", 0.5)
     if channels not in (1, 3):
-        raise RecipeError(f"data.channels: expected 1 or 3, got {channels!r}")
+        raise RecipeError(f"data.image.channels: expected 1 or 3, got {channels!r}")
     for key, value in (("mean", mean), ("std", std)):
         values = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if values.ndim != 1 or len(values) not in (1, channels):
-            raise RecipeError(f"data.{key}: expected one number or {channels} (one per channel), got {value!r}")
+            raise RecipeError(f"data.image.{key}: expected one number or {channels} (one per channel), got {value!r}")
     if np.any(np.asarray(std, dtype=np.float64) <= 0):
-        raise RecipeError(f"data.std: must be > 0, got {std!r}")
-    return ImageTransform(build_augment(augment, where), image_size, source_size, channels, mean, std, seed)
+        raise RecipeError(f"data.image.std: must be > 0, got {std!r}")
+    return ImageTransform(build_augment(augment, where), **settings)

@@ -4,7 +4,7 @@
 
     OUT/Train_AFEW/<Emotion>/<clip>.avi     e.g. Train_AFEW/Happy/000100003.avi
     OUT/Val_AFEW/<Emotion>/<clip>.avi
-    OUT/Heldout_AFEW/<Emotion>/<clip>.avi    labelled clips for data.test_dir (AFEW's own test labels are private)
+    OUT/Heldout_AFEW/<Emotion>/<clip>.avi    labelled clips for data.folders.test (AFEW's own test labels are private)
 
 Each clip is an MJPG AVI (160x120, 25 fps, 10 to 17 frames, so clips differ in length) of one real
 FER2013 training face of the clip's class, upscaled to 96 px and pasted on a textured background,

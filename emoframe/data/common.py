@@ -1,0 +1,213 @@
+"""What every datamodule shares, written once: argument checks, the recipe sections ``loader:`` and
+``image:``, the DataLoader factory (with the unrepeated sampler for distributed evaluation), crops to
+normalised tensors and class-folder mapping.
+
+Under DDP the val/test/predict loaders get Lightning's ``UnrepeatedDistributedSampler``: Lightning leaves a
+loader whose sampler is already a ``DistributedSampler`` alone, so it does not pad the last batch with
+repeated samples and metrics and sample counts stay exact (ranks may differ by one sample, which is safe
+outside training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from emoframe.errors import DataError
+from emoframe.labels import EMOTIONS
+from emoframe.registry import check_arguments
+
+S = TypeVar("S")
+MOVED_KEYS = {
+    "batch_size": "loader.batch_size",
+    "num_workers": "loader.num_workers",
+    "image_size": "image.size",
+    "channels": "image.channels",
+    "mean": "image.mean",
+    "std": "image.std",
+}
+"""Flat keys of earlier recipes -> their sections, for every datamodule (images and video)."""
+Section = dict[str, Any] | None
+"""A nested recipe section (``data.loader``, ``data.image``, ...): a mapping of its keys, or null for defaults."""
+
+
+def check(ok: bool, key: str, expected: str, value: Any) -> None:
+    """One-line error for a bad data argument: ``data.<key>: expected <expected>, got <value>``."""
+    if not ok:
+        raise DataError(f"data.{key}: expected {expected}, got {value!r}")
+
+
+def check_choice(value: Any, key: str, choices: tuple[Any, ...]) -> None:
+    """One-line error for a value outside a Literal's choices (recipes are checked by the registry)."""
+    check(value in choices, key, " or ".join(repr(c) for c in choices), value)
+
+
+def is_count(value: Any, low: int) -> bool:
+    """An integer (not a bool) >= ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def section(cls: type[S], value: Section, key: str, defaults: Mapping[str, Any] | None = None) -> S:
+    """The settings dataclass ``cls`` of recipe section ``data.<key>``: ``defaults`` (the datamodule's),
+    then the recipe's keys; an unknown or wrongly typed key fails naming ``data.<key>.<name>``."""
+    if value is not None and not isinstance(value, Mapping):
+        fields = ", ".join(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        raise DataError(f"data.{key}: expected a mapping of {fields}, got {value!r}")
+    merged = {**(defaults or {}), **dict(value or {})}
+    check_arguments(cls, merged, f"data.{key}")
+    return cls(**merged)
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """``data.loader``: samples per batch and DataLoader worker processes."""
+
+    batch_size: int = 64
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        check(is_count(self.batch_size, 1), "loader.batch_size", "an integer >= 1", self.batch_size)
+        check(is_count(self.num_workers, 0), "loader.num_workers", "an integer >= 0", self.num_workers)
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """``data.image``: what the model sees of each frame: side in pixels, channels, per-channel mean and std."""
+
+    size: int = 48
+    channels: int = 1
+    mean: float | list[float] = 0.5
+    std: float | list[float] = 0.5
+
+    def __post_init__(self) -> None:
+        check(is_count(self.size, 8), "image.size", "an integer >= 8", self.size)
+        check(self.channels in (1, 3), "image.channels", "1 (gray) or 3 (RGB)", self.channels)
+
+    def per_channel(self) -> tuple[list[float], list[float]]:
+        """``mean`` and ``std`` with one value per channel (std > 0)."""
+        mean = per_channel(self.mean, self.channels, "image.mean")
+        std = per_channel(self.std, self.channels, "image.std")
+        check(all(s > 0 for s in std), "image.std", "values > 0", self.std)
+        return mean, std
+
+
+def per_channel(value: float | Sequence[float], channels: int, key: str) -> list[float]:
+    """One float per channel from one number or a list of ``channels`` numbers."""
+    values = [float(value)] * channels if isinstance(value, (int, float)) else [float(v) for v in value]
+    check(len(values) == channels, key, f"one number or {channels} (one per channel)", value)
+    return values
+
+
+def make_loader(dataset: Dataset[Any], loader: LoaderSettings, shuffle: bool, trainer: Any) -> DataLoader:
+    """The DataLoader of one split; unshuffled splits get the unrepeated sampler when running distributed."""
+    return DataLoader(
+        dataset,
+        batch_size=loader.batch_size,
+        shuffle=shuffle,
+        sampler=None if shuffle else unrepeated_sampler(dataset, trainer),
+        num_workers=loader.num_workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=loader.num_workers > 0,
+        drop_last=False,
+    )
+
+
+def unrepeated_sampler(dataset: Dataset[Any], trainer: Any) -> Sampler[int] | None:
+    """Each sample on exactly one rank (no padding), when running distributed."""
+    if trainer is None or getattr(trainer, "world_size", 1) <= 1:
+        return None
+    kwargs = getattr(trainer, "distributed_sampler_kwargs", None) or {}
+    replicas = kwargs.get("num_replicas", trainer.world_size)
+    rank = kwargs.get("rank", trainer.global_rank)
+    return UnrepeatedDistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=False)
+
+
+def normaliser(values: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """Per-channel values as a (C, 1, 1) float32 tensor, for ``crops_to_tensor``."""
+    return torch.as_tensor(values, dtype=torch.float32).reshape(-1, 1, 1)
+
+
+def crops_to_tensor(crops: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 crops (N, S, S) gray or (N, S, S, C) -> float32 (N, C, S, S), scaled to [0, 1] and normalised
+    with ``mean``/``std`` (``normaliser`` tensors)."""
+    crops = crops[..., None] if crops.ndim == 3 else crops
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - mean) / std
+
+
+def check_class_map(class_map: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    """``data.class_map`` (class folder -> emotion, or null to drop it), every target an emotion."""
+    out = dict(class_map or {})
+    for folder, target in out.items():
+        if target is not None and target not in EMOTIONS:
+            raise DataError(
+                f"data.class_map.{folder}: '{target}' is not an emotion; accepted: {', '.join(EMOTIONS)} or null"
+            )
+    return out
+
+
+def class_index(name: str, class_map: Mapping[str, str | None]) -> int | None:
+    """The EMOTIONS index of class folder ``name`` (mapped, or an emotion's name in any case), None if mapped
+    to null; ``KeyError`` if it is neither (the caller says what to do about it)."""
+    if name in class_map:
+        target = class_map[name]
+        return None if target is None else EMOTIONS.index(target)
+    if name.lower() in EMOTIONS:
+        return EMOTIONS.index(name.lower())
+    raise KeyError(name)
+
+
+class SplitDataModule(pl.LightningDataModule):
+    """What every datamodule shares: the ``loader`` and ``image`` sections (from the class's
+    ``section_defaults``), the class bookkeeping the builder reads and the loader hooks over ``dataset(split)``."""
+
+    section_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, loader: Section = None, image: Section = None) -> None:
+        super().__init__()
+        self.loader = section(LoaderSettings, loader, "loader", self.section_defaults.get("loader"))
+        self.image = section(ImageSettings, image, "image", self.section_defaults.get("image"))
+
+    def dataset(self, split: str) -> Dataset[Any]:
+        """The dataset of ``train``, ``val``, ``test`` or ``predict``."""
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.image.channels
+
+    @property
+    def num_workers(self) -> int:
+        """DataLoader worker processes (``loader.num_workers``; feature extraction reuses them)."""
+        return self.loader.num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return make_loader(self.dataset(split), self.loader, shuffle, self.trainer)
