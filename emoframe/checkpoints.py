@@ -24,8 +24,9 @@ from emoframe.registry import BACKBONES
 RECIPE_KEY = "emoframe_recipe"
 """Where a task stores its run's resolved recipe in the checkpoint (``Task.on_save_checkpoint``)."""
 
-FRAME_KEYS = ("image_size", "channels", "mean", "std")
-"""Data settings that decide how frames look to the network: a model sees them as it was trained on them."""
+FRAME_KEYS = ("size", "channels", "mean", "std")
+"""Settings of a recipe's ``data.image`` section that decide how frames look to the network: a model sees them
+as it was trained on them."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,11 @@ def load_backbone(
             raise WeightsError(
                 f"{ckpt}: backbone tensor '{key}' is {tuple(state[key].shape)} in the checkpoint but "
                 f"{tuple(value.shape)} for data with {in_chans} channel(s); give the data the checkpoint's settings"
-                + (f" (it was trained with data.channels={trained_channels})" if trained_channels is not None else "")
+                + (
+                    f" (it was trained with data.image.channels={trained_channels})"
+                    if trained_channels is not None
+                    else ""
+                )
             )
     extra = sorted(set(state) - set(own))
     if extra:
@@ -128,9 +133,10 @@ def load_backbone(
 def warn_data_differs(trained: Mapping[str, Any], now: Mapping[str, Any]) -> None:
     """Warn on stderr when the data a checkpoint is run on differ from its training data in ``FRAME_KEYS``
     (``trained``, ``now``: two recipes' ``data:`` sections)."""
+    before, after = trained.get("image") or {}, now.get("image") or {}
     for key in FRAME_KEYS:
-        if key in trained and key in now and trained[key] != now[key]:
+        if key in before and key in after and before[key] != after[key]:
             print(
-                f"Warning: data.{key} is {now[key]!r}; the checkpoint was trained with {trained[key]!r}",
+                f"Warning: data.image.{key} is {after[key]!r}; the checkpoint was trained with {before[key]!r}",
                 file=sys.stderr,
             )

@@ -168,7 +168,8 @@ def cmd_extract(ns: argparse.Namespace) -> None:
     warn_data_differs(trained_data, data)
     model = cfg.get("model") or {}
     channels = int(getattr(datamodule, "channels", 3))
-    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_data.get("channels"))
+    trained_channels = (trained_data.get("image") or {}).get("channels")
+    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_channels)
     source = {
         "checkpoint": {"path": str(ckpt.resolve()), "sha256": checkpoint.sha256()},
         "backbone": model.get("backbone"),
