@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from emoframe import builder, config
+from emoframe.checkpoints import read_checkpoint
 from emoframe.errors import RecipeError
 from emoframe.registry import REGISTRIES, load_builtins, load_plugins
-from emoframe.tasks.base import DATA_KEY, RECIPE_KEY, Task
+from emoframe.tasks.base import DATA_KEY, Task
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -50,25 +51,17 @@ def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task:
     (image size, channels, mean, std, face settings). Neither the data set nor the recipe file is needed:
     both travel in the checkpoint.
     """
-    path = Path(ckpt)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise RecipeError(f"Checkpoint not found: {path}") from None
-    except Exception as err:  # truncated or foreign files fail in many ways inside torch.load
-        raise RecipeError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
-    recipe = payload.get(RECIPE_KEY) if isinstance(payload, dict) else None
-    if not recipe or not isinstance(payload.get("state_dict"), dict):
-        raise RecipeError(f"{path}: not an emoframe checkpoint (no recipe or state_dict inside)")
+    checkpoint = read_checkpoint(ckpt)
+    recipe = checkpoint.require_recipe("emoframe.load_model reads checkpoints written by emoframe fit")
     load_plugins(list(recipe.get("imports") or []))
-    spec = payload.get(DATA_KEY)
+    spec = checkpoint.payload.get(DATA_KEY)
     if spec is None:  # a checkpoint from before emoframe stored its DataSpec: ask the datamodule
         data = builder.DataSpec.of(builder.build_datamodule(recipe))
     else:
         data = builder.DataSpec(**spec)
     task = builder.build_task(recipe, data, for_training=False)  # type: ignore[arg-type]
-    task.load_state_dict(payload["state_dict"])
-    task.on_load_checkpoint(payload)
+    task.load_state_dict(dict(checkpoint.state_dict))
+    task.on_load_checkpoint(dict(checkpoint.payload))
     task.eval().to(device)
     task.preprocessing = data.preprocessing  # type: ignore[attr-defined]
     return task

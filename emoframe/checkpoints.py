@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ from emoframe.registry import BACKBONES
 
 RECIPE_KEY = "emoframe_recipe"
 """Where a task stores its run's resolved recipe in the checkpoint (``Task.on_save_checkpoint``)."""
+DATA_KEY = "emoframe_data"
+"""Where it stores the builder's ``DataSpec`` (channels, classes, preprocessing): ``emoframe.load_model`` needs
+neither the data nor the recipe file."""
 
 FRAME_KEYS = ("size", "channels", "mean", "std")
 """Settings of a recipe's ``data.image`` section that decide how frames look to the network: a model sees them
@@ -36,6 +39,7 @@ class Checkpoint:
     path: Path
     state_dict: Mapping[str, torch.Tensor]
     recipe: dict[str, Any] | None
+    payload: Mapping[str, Any] = field(default_factory=dict, repr=False)  # all of it, for a task's on_load_checkpoint
 
     def require_recipe(self, hint: str = "give the recipe file too") -> dict[str, Any]:
         """The stored recipe, or a one-line ``RecipeError`` ending with ``hint``."""
@@ -65,7 +69,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(state_dict, dict):
         raise WeightsError(f"{path}: not an emoframe checkpoint (no state_dict inside)")
     recipe = payload.get(RECIPE_KEY)
-    return Checkpoint(path, state_dict, dict(recipe) if isinstance(recipe, Mapping) else None)
+    return Checkpoint(path, state_dict, dict(recipe) if isinstance(recipe, Mapping) else None, payload)
 
 
 def find_checkpoint(cfg: Mapping[str, Any], which: str) -> Path:

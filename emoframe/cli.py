@@ -240,10 +240,15 @@ def cmd_list(ns: argparse.Namespace) -> None:
 def cmd_config(ns: argparse.Namespace) -> None:
     """Print the resolved recipe once it passes every check ``fit`` makes before training."""
     from emoframe.builder import check
-    from emoframe.config import to_yaml
+    from emoframe.clipsvm.run import plan_from_recipe
+    from emoframe.config import compose, load_svm_recipe, to_yaml
 
-    cfg = _load(ns.recipe, ns.overrides, None)
-    check(cfg)
+    if ns.recipe and "svm" in compose(ns.recipe):  # an `emoframe svm` recipe: checked as that command checks it
+        cfg = load_svm_recipe(ns.recipe, ns.overrides)
+        plan_from_recipe(cfg)
+    else:
+        cfg = _load(ns.recipe, ns.overrides, None)
+        check(cfg)
     print(to_yaml(cfg), end="")
 
 

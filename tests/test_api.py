@@ -66,3 +66,14 @@ def test_config_validates_as_fit_does(
     assert main(["fit", *args]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == config_err[0]
     assert not list(tmp_path.iterdir()), "config and a failing fit leave nothing behind"
+
+
+def test_config_checks_svm_recipes_as_svm_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AFEW_FEATURES_A", str(tmp_path))
+    recipe = str(REPO / "recipes" / "afew_stat_svm.yaml")
+    assert main(["config", recipe]) == 0
+    assert f"net_a: {tmp_path}" in capsys.readouterr().out
+    assert main(["config", recipe, "svm.members.net_a.foldz=3"]) == 2
+    assert "Unknown key svm.members.net_a.foldz for ClipSVM. Did you mean 'folds'?" in capsys.readouterr().err

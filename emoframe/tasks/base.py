@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from emoframe.checkpoints import DATA_KEY, RECIPE_KEY
+
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., dict[str, Any]]
 
-RECIPE_KEY = "emoframe_recipe"
-DATA_KEY = "emoframe_data"  # the builder's DataSpec: channels, classes, preprocessing (emoframe.load_model)
 
 # Epoch metrics come from torchmetrics, which syncs its states across processes itself.
 warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on epoch level", category=Warning)
