@@ -314,24 +314,17 @@ class DataSpec:
 
     @classmethod
     def of(cls, datamodule: Any) -> DataSpec:
-        hparams = dict(getattr(datamodule, "hparams", {}) or {})
-
-        def floats(name: str) -> list[float] | None:
-            value = getattr(datamodule, name, hparams.get(name))
-            if value is None:
-                return None
-            return [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-
+        image = getattr(datamodule, "image", None)  # data.image: ImageSettings (every built-in datamodule)
+        mean, std = image.per_channel() if callable(getattr(image, "per_channel", None)) else (None, None)
         faces = getattr(datamodule, "faces", None)
-        size = getattr(datamodule, "image_size", hparams.get("image_size"))
         return cls(
             channels=int(getattr(datamodule, "channels", 3)),
             num_classes=int(datamodule.num_classes),
             class_names=[str(c) for c in getattr(datamodule, "class_names", [])],
             feature_dim=int(getattr(datamodule, "feature_dim", 0) or 0),
-            image_size=int(size) if size is not None else None,
-            mean=floats("mean"),
-            std=floats("std"),
+            image_size=int(image.size) if image is not None else None,
+            mean=mean,
+            std=std,
             faces=dict(faces.settings()) if callable(getattr(faces, "settings", None)) else None,
         )
 

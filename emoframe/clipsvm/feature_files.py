@@ -30,8 +30,9 @@ FILE_FORMAT = "emoframe-frame-features"
 FILE_VERSION = 1
 SPLIT_NAMES = ("train", "val", "test", "predict")
 MEMBERS = ("features", "offsets", "labels", "names", "frame_index", "meta")
-IGNORED_DATA_KEYS = ("batch_size", "num_workers", "workers", "cache_dir", "augment", "clip_transforms")
-"""Data settings that do not change the features: a rerun with other values still skips finished splits."""
+IGNORED_DATA_KEYS = ("loader", "workers", "cache_dir", "augment")
+"""Data settings that do not change the features (with ``clip.transforms``, training-only augmentation): a rerun
+with other values still skips finished splits."""
 
 
 @dataclass
@@ -64,6 +65,8 @@ class FeatureFile:
 def settings_key(meta: Mapping[str, Any]) -> dict[str, Any]:
     """What makes two extractions comparable: checkpoint contents, data settings that shape frames, TTA."""
     data = {k: v for k, v in (meta.get("data") or {}).items() if k not in IGNORED_DATA_KEYS}
+    if isinstance(data.get("clip"), Mapping):
+        data["clip"] = {k: v for k, v in data["clip"].items() if k != "transforms"}
     return {"checkpoint_sha256": (meta.get("checkpoint") or {}).get("sha256"), "data": data, "tta": meta.get("tta")}
 
 
