@@ -168,3 +168,15 @@ def test_reader_decodes_dlib_integers_and_floats(weights: Path) -> None:
     assert net.loss.settings["distance_threshold"] == pytest.approx(0.6)  # dlib's documented same-person threshold
     assert net.input.settings["nr"] == net.input.settings["nc"] == 150
     assert sum(layer.kind == "con" for layer in net.layers) == 29
+
+
+def test_weights_may_be_a_state_dict_like_any_backbone(tmp_path: Path) -> None:
+    trained = DlibResNet(stage=2)
+    with torch.no_grad():
+        trained.stem.bias.add_(1.0)  # "fine-tuned"
+    path = tmp_path / "stage.pt"
+    torch.save({f"backbone.{k}": v for k, v in trained.state_dict().items()}, path)
+    again = BACKBONES.build({"name": "dlib_resnet", "stage": 2, "weights": str(path)}, "model.backbone", in_chans=3)
+    assert again.weights_path == path
+    for (name, a), b in zip(trained.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name

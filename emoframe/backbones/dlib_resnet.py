@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emoframe.backbones.dlib_format import MARKER, DlibLayer, read_dlib_net
+from emoframe.backbones.weights import load_pretrained
 from emoframe.errors import RecipeError, WeightsError
 from emoframe.faces.models import model_file
 from emoframe.registry import BACKBONES
@@ -36,6 +37,7 @@ STAGES = {1: (32, 3, False), 2: (64, 4, True), 3: (128, 3, True), 4: (256, 3, Tr
 block (dlib's ``alevel1`` + ``alevel0``)."""
 WIDTHS = {1: 32, 2: 64, 3: 128, 4: 256, "embedding": 128}
 DLIB_MEAN = (122.782, 117.001, 104.298)
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 
 
 def add_prev(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -111,7 +113,9 @@ class DlibResNet(nn.Module):
 
     Inputs are the datamodule's tensors, ``(pixel / 255 - input_mean) / input_std`` (emoframe's default
     0.5/0.5); they are mapped to dlib's own scaling, and 1-channel (gray) inputs are replicated to RGB.
-    ``weights`` is the .dat file (default: the one the ``face-recognition-models`` package ships);
+    ``weights`` is the .dat file (default: the one the ``face-recognition-models`` package ships), or a
+    ``.pt/.pth/.ckpt/.safetensors`` state dict or emoframe checkpoint, as for any backbone (a cascade's
+    fine-tuned stage);
     ``pretrained: false`` starts from random weights instead, each block's second conv zero-initialised
     so that a block starts as the identity (the network has no batch norm).
     """
@@ -158,7 +162,11 @@ class DlibResNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.fc = nn.Linear(256, 128, bias=False) if stage == "embedding" else None
 
-        if pretrained:
+        if weights is not None and Path(weights).suffix in STATE_DICT_SUFFIXES:
+            self._init_random()  # an emoframe checkpoint or state dict (a cascade's earlier stage) sets every weight
+            load_pretrained(self, weights)
+            self.weights_path = Path(weights).expanduser()
+        elif pretrained:
             self.weights_path = self.load_dlib(weights)
         else:
             self._init_random()
