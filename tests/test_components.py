@@ -16,7 +16,7 @@ from emoframe.backbones.weights import WeightsError, load_pretrained
 from emoframe.losses.classification import inverse_frequency
 from emoframe.registry import BACKBONES, CALLBACKS, FEATURES, HEADS, LOSSES, OPTIMIZERS, SCHEDULERS, RecipeError
 
-BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}}
+BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}, "dlib_resnet": {"stage": 3}}  # stage 3 takes 48x48
 
 
 def test_every_backbone_has_a_test_config() -> None:

@@ -180,3 +180,20 @@ def test_weights_may_be_a_state_dict_like_any_backbone(tmp_path: Path) -> None:
     assert again.weights_path == path
     for (name, a), b in zip(trained.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_builds_a_frame_classifier_on_fer2013_with_the_head_sized_from_it(fer2013_zip: Path, tmp_path: Path) -> None:
+    import emoframe
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "fer2013_small_cnn.yaml"
+    cfg = emoframe.load_recipe(recipe, [f"data.root={fer2013_zip}", f"run.dir={tmp_path}", "data.subset=64"])
+    cfg["model"]["backbone"] = {"name": "dlib_resnet", "stage": 3, "freeze": True}
+    built = emoframe.build(cfg, "fit")
+    task = built.task
+    assert task.backbone.in_chans == 1 and task.head.net[-1].in_features == 128  # gray FER2013, stage 3's width
+    built.datamodule.setup("fit")
+    x, _ = next(iter(built.datamodule.train_dataloader()))
+    with torch.no_grad():
+        assert task(x[:4]).shape == (4, 7)
+    trainable = [n for n, p in task.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("head.") for n in trainable)
