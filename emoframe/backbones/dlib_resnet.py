@@ -109,7 +109,7 @@ class DlibResNet(nn.Module):
     dlib's 128-d face descriptor. Later stages are not built. Any input size works (global pooling) down to
     the minimum the strided layers need (``min_side``); dlib itself uses 150x150 chips from
     ``dlib.get_face_chip`` (set ``data.image_size: 150``). ``freeze`` fixes every weight and runs the
-    network without autograd (features as from ``emoframe extract``).
+    network without autograd: a fixed feature extractor under a trained head.
 
     Inputs are the datamodule's tensors, ``(pixel / 255 - input_mean) / input_std`` (emoframe's default
     0.5/0.5); they are mapped to dlib's own scaling, and 1-channel (gray) inputs are replicated to RGB.
@@ -221,7 +221,9 @@ class DlibResNet(nn.Module):
         net = read_dlib_net(path)
         expected = network_kinds()
         if net.kinds != expected:
-            first = next((i for i, (a, b) in enumerate(zip(net.kinds, expected)) if a != b), min(len(net.kinds), 130))
+            first = next(
+                (i for i, (a, b) in enumerate(zip(net.kinds, expected)) if a != b), min(len(net.kinds), len(expected))
+            )
             raise WeightsError(
                 f"{path}: not dlib's face-recognition ResNet: its {len(net.kinds)} layers differ from the "
                 f"{len(expected)} expected at layer {first}"
