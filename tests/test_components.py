@@ -40,7 +40,7 @@ from emoframe.tasks.multilabel_classifier import MultilabelClassifier
 from emoframe.tasks.sequence_classifier import SequenceClassifier
 from emoframe.tasks.va_regressor import VARegressor
 
-BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}}
+BACKBONE_CFGS = {"timm": {"model": "resnet18"}, "small_cnn": {}, "dlib_resnet": {"stage": 3}}  # stage 3 takes 48x48
 
 
 def test_every_backbone_has_a_test_config() -> None:
