@@ -92,7 +92,7 @@ def test_every_stage_width_is_num_features(stage: int | str, in_chans: int) -> N
     # other sizes too: global pooling; the smallest accepted side works, one pixel less is a clear error
     with torch.no_grad():
         assert model(torch.zeros(1, in_chans, model.min_side, model.min_side + 13)).shape == (1, model.num_features)
-    with pytest.raises(RecipeError, match="data.image_size"):
+    with pytest.raises(RecipeError, match="data.image.size"):
         model(torch.zeros(1, in_chans, model.min_side - 1, model.min_side - 1))
 
 
