@@ -52,7 +52,9 @@ def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task:
     both travel in the checkpoint.
     """
     checkpoint = read_checkpoint(ckpt)
-    recipe = checkpoint.require_recipe("emoframe.load_model reads checkpoints written by emoframe fit")
+    recipe, _ = builder.upgrade_recipe(
+        checkpoint.require_recipe("emoframe.load_model reads checkpoints of emoframe fit")
+    )
     load_plugins(list(recipe.get("imports") or []))
     spec = checkpoint.payload.get(DATA_KEY)
     if spec is None:  # a checkpoint from before emoframe stored its DataSpec: ask the datamodule

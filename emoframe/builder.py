@@ -7,6 +7,7 @@ recipe mistake fails in seconds with its key path.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
@@ -176,6 +177,45 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
     task.recipe = cfg
     task.data_spec = asdict(datamodule if isinstance(datamodule, DataSpec) else DataSpec.of(datamodule))
     return task
+
+
+def upgrade_recipe(cfg: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A recipe stored by an earlier emoframe (in its checkpoints) in today's keys, and the keys it moved.
+
+    Each component's ``moved_keys`` say where a flat key went (``data.batch_size -> data.loader.batch_size``,
+    ``model.hidden_size -> model.temporal.hidden_size``), so a checkpoint trained before a regrouping still
+    tests, predicts and extracts; a recipe *file* with an old key fails instead, naming the new one.
+    """
+    out = copy.deepcopy(cfg)
+    moved: list[str] = []
+    for section, registry in (("data", DATAMODULES), ("model", TASKS)):
+        spec = out.get(section)
+        if not isinstance(spec, dict):
+            continue
+        try:
+            target, _ = registry.resolve(spec, section)
+        except RecipeError:
+            continue  # an unknown component: left for the build to report
+        accepted = accepted_parameters(target)
+        for old, new in (getattr(target, "moved_keys", None) or {}).items():
+            if old in spec and (accepted is None or old not in accepted):
+                _set_path(spec, new.split("."), spec.pop(old))
+                moved.append(f"{section}.{old} -> {section}.{new}")
+    return out, moved
+
+
+def _set_path(mapping: dict[str, Any], path: list[str], value: Any) -> None:
+    """``mapping[a][b] = value`` for ``path == [a, b]``; a bare component name on the way becomes ``{name: ...}``."""
+    *parents, last = path
+    for key in parents:
+        inner = mapping.get(key)
+        if isinstance(inner, str):
+            inner = {"name": inner}
+        elif not isinstance(inner, dict):
+            inner = {}
+        mapping[key] = inner
+        mapping = inner
+    mapping.setdefault(last, value)
 
 
 def new_run_dir(cfg: dict[str, Any]) -> Path:

@@ -40,8 +40,18 @@ def _load(recipe: str | None, overrides: list[str], ckpt: str | None) -> dict[st
     if recipe:
         return load_recipe(recipe, overrides)
     if ckpt and ckpt not in ("best", "last"):
-        return checkpoint_recipe(read_checkpoint(ckpt).require_recipe(), overrides)
+        return checkpoint_recipe(stored_recipe(read_checkpoint(ckpt)), overrides)
     raise RecipeError("Give a recipe file (recipes/*.yaml), or --ckpt PATH to a checkpoint written by emoframe")
+
+
+def stored_recipe(checkpoint: Any, hint: str = "give the recipe file too") -> dict[str, Any]:
+    """A checkpoint's recipe in today's keys (one line on stderr says what an older emoframe called them)."""
+    from emoframe.builder import upgrade_recipe
+
+    recipe, moved = upgrade_recipe(checkpoint.require_recipe(hint))
+    if moved:
+        print(f"Note: {checkpoint.path} has an older recipe; read {', '.join(moved)}", file=sys.stderr)
+    return recipe
 
 
 def finish_runs() -> None:
@@ -149,7 +159,7 @@ def cmd_extract(ns: argparse.Namespace) -> None:
     else:
         ckpt = find_checkpoint({}, ns.ckpt)
     checkpoint = read_checkpoint(ckpt)
-    stored = checkpoint.require_recipe("the model comes from it; extract from a checkpoint written by emoframe fit")
+    stored = stored_recipe(checkpoint, "the model comes from it; extract from a checkpoint written by emoframe fit")
     cfg = checkpoint_recipe(stored, ns.overrides, data_from=ns.recipe)  # the data: section may come from ns.recipe
     run_dir = run_dir_of_checkpoint(ckpt)
     data = cfg.get("data") or {}

@@ -77,3 +77,25 @@ def test_config_checks_svm_recipes_as_svm_does(
     assert f"net_a: {tmp_path}" in capsys.readouterr().out
     assert main(["config", recipe, "svm.members.net_a.foldz=3"]) == 2
     assert "Unknown key svm.members.net_a.foldz for ClipSVM. Did you mean 'folds'?" in capsys.readouterr().err
+
+
+def test_a_checkpoint_recipe_from_before_the_regrouping_is_read_in_todays_keys(fer2013_zip: Path) -> None:
+    from emoframe.builder import DataSpec, build_datamodule, build_task, upgrade_recipe
+
+    old = emoframe.load_recipe(REPO / "recipes" / "recola_ccc.yaml", ["data.root=/nowhere"])
+    old["data"] = {"name": "fer2013", "root": str(fer2013_zip), "batch_size": 8, "num_workers": 0, "image_size": 48}
+    old["model"] = {
+        "name": "va_regressor",
+        "backbone": {"name": "small_cnn", "widths": [8, 16]},
+        "temporal": "gru",
+        "hidden_size": 12,
+        "num_layers": 1,
+    }
+    new, moved = upgrade_recipe(old)
+    assert "data.batch_size -> data.loader.batch_size" in moved and "model.hidden_size -> model.temporal.hidden_size" in moved
+    assert new["data"]["loader"] == {"batch_size": 8, "num_workers": 0} and new["data"]["image"] == {"size": 48}
+    assert new["model"]["temporal"] == {"name": "gru", "hidden_size": 12, "num_layers": 1}
+    dm = build_datamodule(new)
+    task = build_task(new, DataSpec.of(dm), for_training=False)
+    assert task.temporal.out_features == 12
+    assert "batch_size" in old["data"], "the stored recipe itself is left as it was"
