@@ -2,6 +2,7 @@
 
 python benchmarks/same_numbers.py --json before.json [--data ../shared/data] [--out DIR]
 python benchmarks/same_numbers.py --json after.json --compare before.json   # table of both, to docs/benchmarks.md
+python benchmarks/same_numbers.py --json after.json --compare before.json --report   # the table only, nothing run
 
 Each run goes through the real CLI (``python -m emoframe ...`` in a subprocess, one torch thread) on real FER2013
 or on sets generated in their datasets' layouts by tests/data/ (AFEW clips, RECOLA recordings, multi-label
@@ -103,7 +104,11 @@ def main() -> None:
     parser.add_argument("--json", required=True, help="where to write the figures")
     parser.add_argument("--compare", help="figures of an earlier run: print both and write docs/benchmarks.md")
     parser.add_argument("--only", default="", help="comma-separated subset of the runs")
+    parser.add_argument("--report", action="store_true", help="compare the existing --json with --compare; run nothing")
     ns = parser.parse_args()
+    if ns.report:
+        compare(json.loads(Path(ns.compare).read_text()), json.loads(Path(ns.json).read_text()))
+        return
     data = Path(ns.data).resolve()
     fer = data / "fer2013" / "fer2013.zip"
     out = Path(ns.out or tempfile.mkdtemp(prefix="same_numbers_")).resolve()
@@ -226,6 +231,9 @@ def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, floa
             rows.append(f"| {run_name} | {key} | {fmt(b)} | {fmt(a)} | {'yes' if equal else '**no**'} |")
     body = (
         "## Same seed, same numbers (issue 12's restructuring)\n\n"
+        "`before`: `python benchmarks/same_numbers.py --json before.json` on a checkout of the last commit before\n"
+        "the restructuring (c63bc26, with this script copied in); `after`: the same on this one; then `--report`.\n"
+        "Every run is seeded (the recipes' `seed: 0`), so a restructuring that changes nothing changes no figure.\n\n"
         f"{same} of {total} figures equal to the printed precision.\n\n" + "\n".join(rows)
     )
     print(body)
