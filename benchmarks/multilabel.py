@@ -5,7 +5,7 @@ python benchmarks/multilabel.py [--rows 1000000] [--seeds 0,1,2] [--epochs 8] [-
 1. A table the size of Tzirakis et al.'s (one million frames, 8 labels, 7-rater votes, 200 videos) is
    read and checked by ``read_annotations`` (pyarrow), from CSV and from Parquet, against the plain
    alternative: ``csv.DictReader`` rows grouped per video in Python, converted the same way.
-2. On the generated set of tests/data/make_multilabel.py (real FER2013 faces, 12 participants), the tiny
+2. On the generated set of tests/fixtures/make_multilabel.py (real FER2013 faces, 12 participants), the tiny
    test model is trained with plain BCE, with the class-weighted BCE, and with weighted BCE plus window
    re-sampling; the rare labels' mean validation AUROC (best epoch) is reported per seed.
 """
@@ -116,7 +116,7 @@ def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str
     from emoframe.cli import main
     from emoframe.config import load_recipe, save_recipe
     from emoframe.data.multilabel_video import MultilabelVideoDataModule
-    from tests.data.make_multilabel import make_multilabel
+    from tests.fixtures.make_multilabel import make_multilabel
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     root = workdir / "set"
@@ -179,7 +179,7 @@ def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str
             results[name].append(max(rare))
     lines = [
         f"Rare-label (happy, surprise, sad) mean validation AUROC, best of {epochs} epochs, on the generated set "
-        "(tests/data/make_multilabel.py: 12 participants x 2 videos x 80 frames of real FER2013 faces, "
+        "(tests/fixtures/make_multilabel.py: 12 participants x 2 videos x 80 frames of real FER2013 faces, "
         "split 8/2/2 by participant with the seed; small CNN + 32-unit LSTM, 8-frame windows, 48 px gray). "
         f"A constant (all-neutral) predictor scores 0.5. Face tracks of the 24 videos: {tracks:.0f} s, once, "
         "before the fits (their times exclude it).",

@@ -5,7 +5,7 @@ python benchmarks/same_numbers.py --json after.json --compare before.json   # ta
 python benchmarks/same_numbers.py --json after.json --compare before.json --report   # the table only, nothing run
 
 Each run goes through the real CLI (``python -m emoframe ...`` in a subprocess, one torch thread) on real FER2013
-or on sets generated in their datasets' layouts by tests/data/ (AFEW clips, RECOLA recordings, multi-label
+or on sets generated in their datasets' layouts by tests/fixtures/ (AFEW clips, RECOLA recordings, multi-label
 videos, all of real FER2013 faces):
 
 - ``fer2013_small_cnn``: 2,000 training images, 1 epoch, then ``test`` (PrivateTest accuracy, macro F1);
@@ -138,7 +138,7 @@ def main() -> None:
         results["fer2013_fusion"] = metrics(run(["test", "--ckpt", str(best(runs, "fer2013_fusion"))], env))
 
     if want("afew_lstm") or want("afew_svm"):
-        from tests.data.make_afew import make_afew
+        from tests.fixtures.make_afew import make_afew
 
         afew = out / "afew"
         if not afew.is_dir():
@@ -171,7 +171,7 @@ def main() -> None:
             }
 
     if want("recola_ccc"):
-        from tests.data.make_recola import make_recola
+        from tests.fixtures.make_recola import make_recola
 
         recola = out / "recola"
         if not recola.is_dir():
@@ -189,7 +189,7 @@ def main() -> None:
         results["recola_ccc"] = metrics(run(["test", "--ckpt", str(best(runs, "recola_ccc"))], env))
 
     if want("multilabel"):
-        from tests.data.make_multilabel import make_multilabel
+        from tests.fixtures.make_multilabel import make_multilabel
 
         ml = out / "multilabel"
         if not ml.is_dir():

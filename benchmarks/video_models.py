@@ -3,7 +3,7 @@ STAT*/FFT SVM ensemble (without and with the class prior) on per-frame features 
 
 python benchmarks/video_models.py [--seeds 0,1,2] [--epochs 30] [--threads 2] [--data ../shared/data] [--out DIR]
 
-1. An AFEW-layout set is generated with tests/data/make_afew.py (MJPG clips of real FER2013 faces) into --out
+1. An AFEW-layout set is generated with tests/fixtures/make_afew.py (MJPG clips of real FER2013 faces) into --out
    (default: a temporary folder): AFEW's seven classes with unequal class sizes (``COUNTS``), so the
    majority-class rate is not 1/7 and the SVM ensemble's class prior has something to do. The face tracks of
    every clip are extracted once, before the fits (their time is reported on its own).
@@ -62,7 +62,7 @@ LABELS = {
 
 def make_set(root: Path, fer_zip: Path) -> Path:
     """``COUNTS`` clips per class and split; one make_afew call per class (it gives every class one count)."""
-    from tests.data.make_afew import make_afew
+    from tests.fixtures.make_afew import make_afew
 
     assert min(c[0] for c in COUNTS.values()) >= FACES_PER_CLASS  # every face is seen in training
     for i, (emotion, counts) in enumerate(COUNTS.items()):
@@ -203,7 +203,7 @@ def run(root: Path, work: Path, seeds: list[int], epochs: int, threads: int) -> 
         "## Video clip classifiers on a generated AFEW-layout set",
         "",
         f"Held-out accuracy (Heldout_AFEW, {len(held)} clips) per training seed, on the set written by "
-        f"`tests/data/make_afew.py`: {len(COUNTS)} classes ({', '.join(COUNTS)}), "
+        f"`tests/fixtures/make_afew.py`: {len(COUNTS)} classes ({', '.join(COUNTS)}), "
         f"{' / '.join(f'{counts[s]}' for s in SPLITS)} train / val / held-out clips "
         f"(per class {', '.join(f'{e} {c[0]}/{c[1]}/{c[2]}' for e, c in COUNTS.items())}), "
         f"each a 10-17-frame MJPG clip of one of {FACES_PER_CLASS} real FER2013 faces per class moving over a "

@@ -108,8 +108,8 @@ def write_fer(tmp_path: Path, fer_sample: dict[str, bytes]):
 
 @pytest.fixture(scope="session")
 def recola_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated RECOLA-layout set (tests/data/make_recola.py): 8 five-second videos of real FER2013 faces."""
-    from tests.data.make_recola import make_recola
+    """A generated RECOLA-layout set (tests/fixtures/make_recola.py): 8 five-second videos of real FER2013 faces."""
+    from tests.fixtures.make_recola import make_recola
 
     return make_recola(tmp_path_factory.mktemp("recola"), fer2013_zip)
 
@@ -124,24 +124,24 @@ def afew_va_clip(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def afew_va_set(afew_va_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three 8-frame AFEW-VA-layout clips cut from the real clip 001 (tests/data/make_afew_va.py)."""
-    from tests.data.make_afew_va import make_afew_va_subset
+    """Three 8-frame AFEW-VA-layout clips cut from the real clip 001 (tests/fixtures/make_afew_va.py)."""
+    from tests.fixtures.make_afew_va import make_afew_va_subset
 
     return make_afew_va_subset(afew_va_clip, tmp_path_factory.mktemp("afew_va"))
 
 
 @pytest.fixture(scope="session")
 def afew_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated AFEW-layout clip set (tests/data/make_afew.py): 3 classes of real FER2013 faces, MJPG AVIs."""
-    from tests.data.make_afew import make_afew
+    """A generated AFEW-layout clip set (tests/fixtures/make_afew.py): 3 classes of real FER2013 faces, MJPG AVIs."""
+    from tests.fixtures.make_afew import make_afew
 
     return make_afew(tmp_path_factory.mktemp("afew"), fer2013_zip)
 
 
 @pytest.fixture(scope="session")
 def multilabel_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated multi-label annotated set (tests/data/make_multilabel.py): 12 participants x 2 videos x 80
+    """A generated multi-label annotated set (tests/fixtures/make_multilabel.py): 12 participants x 2 videos x 80
     frames of real FER2013 faces, 7-rater votes for neutral (most frames), happy, surprise and sad."""
-    from tests.data.make_multilabel import make_multilabel
+    from tests.fixtures.make_multilabel import make_multilabel
 
     return make_multilabel(tmp_path_factory.mktemp("multilabel"), fer2013_zip, participants=12).parent

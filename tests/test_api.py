@@ -92,7 +92,10 @@ def test_a_checkpoint_recipe_from_before_the_regrouping_is_read_in_todays_keys(f
         "num_layers": 1,
     }
     new, moved = upgrade_recipe(old)
-    assert "data.batch_size -> data.loader.batch_size" in moved and "model.hidden_size -> model.temporal.hidden_size" in moved
+    assert (
+        "data.batch_size -> data.loader.batch_size" in moved
+        and "model.hidden_size -> model.temporal.hidden_size" in moved
+    )
     assert new["data"]["loader"] == {"batch_size": 8, "num_workers": 0} and new["data"]["image"] == {"size": 48}
     assert new["model"]["temporal"] == {"name": "gru", "hidden_size": 12, "num_layers": 1}
     dm = build_datamodule(new)

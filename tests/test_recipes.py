@@ -1,10 +1,10 @@
 """Every recipe in recipes/ resolves, builds, and runs a fast_dev_run on small data of its kind.
 
 FER2013 recipes run on a 64-image subset of the real zip; valence/arousal recipes on the generated
-RECOLA-layout set (tests/data/make_recola.py) or clips cut from the real AFEW-VA clip, with 48x48 gray
+RECOLA-layout set (tests/fixtures/make_recola.py) or clips cut from the real AFEW-VA clip, with 48x48 gray
 crops, 8-frame windows and ResNet-18 instead of ResNet-50; AFEW clip recipes on the generated AFEW-layout
-set (tests/data/make_afew.py) with 4 frames per clip; the multi-label recipe on the generated annotated
-set (tests/data/make_multilabel.py); so each runs in seconds on a CPU.
+set (tests/fixtures/make_afew.py) with 4 frames per clip; the multi-label recipe on the generated annotated
+set (tests/fixtures/make_multilabel.py); so each runs in seconds on a CPU.
 """
 
 from __future__ import annotations

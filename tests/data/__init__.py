@@ -1,1 +1,0 @@
-"""Generators of small test data sets in published layouts (nothing binary is committed)."""

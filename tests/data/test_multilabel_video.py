@@ -1,6 +1,6 @@
 """Multi-label video end to end: the documented table format on generated videos of real FER2013 faces.
 
-The set (tests/data/make_multilabel.py): 12 participants (8 train, 2 validation, 2 test) x 2 videos x 80 frames, 7-rater votes for
+The set (tests/fixtures/make_multilabel.py): 12 participants (8 train, 2 validation, 2 test) x 2 videos x 80 frames, 7-rater votes for
 neutral (most frames), happy, surprise and sad (rare), some frames with two labels. A tiny CNN + LSTM on
 48x48 gray crops trains in about 20 s on two CPU cores; its checkpoint then initialises the RECOLA
 valence/arousal model (Tzirakis et al.'s transfer).
@@ -21,10 +21,10 @@ from emoframe.cli import main
 from emoframe.config import load_recipe, save_recipe
 from emoframe.data.multilabel_video import MultilabelVideoDataModule
 from emoframe.errors import DataError
-from tests.data.make_multilabel import LABELS
-from tests.test_valence_arousal import tiny_recipe as tiny_recola_recipe
+from tests.data.test_valence_arousal import tiny_recipe as tiny_recola_recipe
+from tests.fixtures.make_multilabel import LABELS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "multilabel_video_bce.yaml"
 SMALL_DATA = {
     "windows": {"size": 8},

@@ -1,6 +1,6 @@
 """Valence/arousal regression end to end: RECOLA-layout data, CNN + LSTM with CCC loss, post-processing, predict.
 
-Runs on the generated RECOLA-layout set (tests/data/make_recola.py: real FER2013 faces whose expression
+Runs on the generated RECOLA-layout set (tests/fixtures/make_recola.py: real FER2013 faces whose expression
 sets the labels), the real AFEW-VA clip and a real video, with a tiny CNN on 48x48 gray crops so the
 whole module takes well under a minute on two CPU cores.
 """
@@ -28,7 +28,7 @@ from emoframe.files.video import iter_frames
 from emoframe.functional.concordance import concordance
 from emoframe.registry import TEMPORAL
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "recola_ccc.yaml"
 SMALL_DATA = {
     "windows": {"size": 25},

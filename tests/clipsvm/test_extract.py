@@ -2,7 +2,7 @@
 
 A tiny small_cnn (widths 8, 16, 32) is fitted for one epoch on 1,000 real FER2013 images; its features are
 extracted from FER2013 (each image a one-frame clip) and from the generated AFEW-layout clip set
-(tests/data/make_afew.py: real FER2013 faces in MJPG clips, three classes), on which the clip SVMs are fitted.
+(tests/fixtures/make_afew.py: real FER2013 faces in MJPG clips, three classes), on which the clip SVMs are fitted.
 The TTA views are checked against OpenCV's warpAffine, and the averaged features against a direct computation.
 """
 
@@ -26,7 +26,7 @@ from emoframe.data.fer2013 import Fer2013DataModule
 from emoframe.errors import DataError
 from emoframe.labels import EMOTIONS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FER_RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
 AFEW_RECIPE = str(REPO / "recipes" / "afew_cnn_lstm.yaml")
 SVM_RECIPE = str(REPO / "recipes" / "afew_stat_svm.yaml")

@@ -14,7 +14,7 @@ from emoframe.data import Fer2013DataModule
 from emoframe.features import HogFeatures
 from emoframe.registry import DATAMODULES, RecipeError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FUSION = REPO / "recipes" / "fer2013_fusion.yaml"
 
 

@@ -1,6 +1,6 @@
 """Video clip classification end to end: AFEW-layout clips, CNN + LSTM with and without frame shuffle.
 
-Runs on the generated AFEW-layout set (tests/data/make_afew.py: MJPG clips of real FER2013 faces, three
+Runs on the generated AFEW-layout set (tests/fixtures/make_afew.py: MJPG clips of real FER2013 faces, three
 classes, a held-out labelled folder for data.folders.test), with a tiny CNN on 48x48 gray crops and 8 frames
 per clip, so the module takes well under a minute on two CPU cores.
 """
@@ -29,9 +29,9 @@ from emoframe.labels import EMOTIONS
 from emoframe.losses import CrossEntropy
 from emoframe.registry import TEMPORAL, RecipeError
 from emoframe.tasks.sequence_classifier import SequenceClassifier
-from tests.data.make_recola import background
+from tests.fixtures.make_recola import background
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = {name: REPO / "recipes" / f"{name}.yaml" for name in ("afew_cnn_lstm", "afew_cnn_lstm_shuffle")}
 FACES = {"keep": "tracked", "fallback": "frame", "threshold": -0.5}  # the recipes': one face-track cache for all
 SMALL = {"image": {"size": 48, "channels": 1}, "workers": 1, "faces": FACES}

@@ -24,7 +24,7 @@ from emoframe.config import load_recipe
 from emoframe.finetune import FreezeUnfreeze
 from emoframe.registry import RecipeError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "recipes" / "_base"
 
 # Kumari's schedule, shrunk: 1 frozen epoch (Adam 1e-3), then SGD Nesterov 1e-3 with reduce-on-plateau.

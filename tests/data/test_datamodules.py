@@ -26,7 +26,7 @@ from emoframe.labels import EMOTIONS
 from emoframe.registry import DATAMODULES
 
 LOADERS = ("train", "val", "test", "predict")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

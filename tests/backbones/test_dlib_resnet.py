@@ -185,7 +185,7 @@ def test_weights_may_be_a_state_dict_like_any_backbone(tmp_path: Path) -> None:
 def test_builds_a_frame_classifier_on_fer2013_with_the_head_sized_from_it(fer2013_zip: Path, tmp_path: Path) -> None:
     import emoframe
 
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "fer2013_small_cnn.yaml"
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "fer2013_small_cnn.yaml"
     cfg = emoframe.load_recipe(recipe, [f"data.root={fer2013_zip}", f"run.dir={tmp_path}", "data.subset=64"])
     cfg["model"]["backbone"] = {"name": "dlib_resnet", "stage": 3, "freeze": True}
     built = emoframe.build(cfg, "fit")
