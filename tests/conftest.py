@@ -145,3 +145,15 @@ def multilabel_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) 
     from tests.fixtures.make_multilabel import make_multilabel
 
     return make_multilabel(tmp_path_factory.mktemp("multilabel"), fer2013_zip, participants=12).parent
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on two shared
+    cores, two threads make the tiny convolutions of the test models several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -37,13 +37,7 @@ FACES = {"keep": "tracked", "fallback": "frame", "threshold": -0.5}  # the recip
 SMALL = {"image": {"size": 48, "channels": 1}, "workers": 1, "faces": FACES}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on two shared cores, two threads make tiny convolutions several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_recipe(name: str, root: Path, out: Path) -> Path:
