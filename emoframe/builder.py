@@ -242,6 +242,7 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
         for key, spec in _mapping(cfg, "callbacks").items():
             if spec:  # a null entry switches off a callback inherited from a base recipe
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
+                check_monitor_mode(spec, where)
                 checkpoints = str(run_dir / "checkpoints")
                 callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
     log_dir = run_dir if stage == "fit" else run_dir / stage
@@ -256,6 +257,22 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
         return pl.Trainer(**trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
     except (MisconfigurationException, ValueError, TypeError) as err:  # Lightning's own checks, as one line
         raise RecipeError(f"trainer: {str(err).strip().splitlines()[0]}") from None
+
+
+MONITORED = ("model_checkpoint", "early_stopping")
+
+
+def check_monitor_mode(spec: Any, where: str) -> None:
+    """A checkpoint or early stop that monitors a score (not a loss) must say ``mode:``: Lightning's default
+    ``min`` would keep the worst checkpoint and stop on improvement, silently."""
+    if not isinstance(spec, dict) or spec.get("name") not in MONITORED:
+        return
+    monitor = spec.get("monitor")
+    if monitor and "mode" not in spec and "loss" not in str(monitor):
+        raise RecipeError(
+            f"Missing required value {where}.mode: it monitors {monitor}, a score; set mode: max "
+            "(or mode: min if lower is better)"
+        )
 
 
 def _mapping(cfg: dict[str, Any], key: str) -> dict[str, Any]:

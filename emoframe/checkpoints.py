@@ -72,6 +72,28 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, state_dict, dict(recipe) if isinstance(recipe, Mapping) else None, payload)
 
 
+def check_fits(checkpoint: Checkpoint, model: nn.Module) -> None:
+    """A one-line ``WeightsError`` when the checkpoint's weights are not this model's (another task, another
+    backbone or head size), before Lightning's loader fails with a page of size mismatches."""
+    own = model.state_dict()
+    theirs = checkpoint.state_dict
+    missing = [k for k in own if k not in theirs]
+    extra = [k for k in theirs if k not in own]
+    where = f"{checkpoint.path}: its weights are not this model's"
+    if missing or extra:
+        first = f"'{missing[0]}' missing" if missing else f"'{extra[0]}' unexpected"
+        raise WeightsError(
+            f"{where} ({len(missing)} tensors missing, {len(extra)} unexpected, first {first}); "
+            "use the recipe it was trained with, or give --ckpt alone"
+        )
+    for key, value in own.items():
+        if tuple(theirs[key].shape) != tuple(value.shape):
+            raise WeightsError(
+                f"{where}: '{key}' is {tuple(theirs[key].shape)} in the file but {tuple(value.shape)} here "
+                "(another data set, backbone or head size?)"
+            )
+
+
 def find_checkpoint(cfg: Mapping[str, Any], which: str) -> Path:
     """``best``/``last`` in the newest run of this recipe that has one, or a path."""
     if which not in ("best", "last"):

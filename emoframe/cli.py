@@ -63,18 +63,23 @@ def finish_runs() -> None:
 
 def cmd_fit(ns: argparse.Namespace) -> None:
     from emoframe.builder import build, find_checkpoint, new_run_dir, run_dir_of_checkpoint
+    from emoframe.checkpoints import check_fits, read_checkpoint
 
     cfg = _load(ns.recipe, ns.overrides, None)
     ckpt = None
     run_dir = None
+    checkpoint = None
     if ns.resume:
         ckpt = find_checkpoint(cfg, ns.resume)
+        checkpoint = read_checkpoint(ckpt)  # a bad file fails here, in one line
         run_dir = run_dir_of_checkpoint(ckpt)
         print(f"Resuming from {ckpt}", file=sys.stderr)
     run_dir = run_dir or new_run_dir(cfg)
     fresh = not run_dir.exists()
     try:
         built = build(cfg, "fit", run_dir=run_dir)
+        if checkpoint is not None:
+            check_fits(checkpoint, built.task)
         print(f"Run directory: {built.run_dir}", file=sys.stderr)
         built.trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(ckpt) if ckpt else None)
     except BaseException:
@@ -92,11 +97,19 @@ def remove_unstarted_run(run_dir: Path, fresh: bool) -> None:
 
 def _evaluate(ns: argparse.Namespace, stage: str) -> None:
     from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
+    from emoframe.checkpoints import check_fits, read_checkpoint
 
     cfg = _load(ns.recipe, ns.overrides, ns.ckpt)
     ckpt = find_checkpoint(cfg, ns.ckpt) if ns.ckpt else None
-    run_dir = (run_dir_of_checkpoint(ckpt) if ckpt else None) or Path(ns.output or "runs/eval")
+    checkpoint = read_checkpoint(ckpt) if ckpt else None  # a bad file fails here, in one line
+    trained_in = run_dir_of_checkpoint(ckpt) if ckpt else None
+    if stage == "predict":  # --output is the predictions file; the run's logs go beside the checkpoint's run
+        run_dir = trained_in or (Path(ns.output).parent if ns.output else Path("runs/eval"))
+    else:  # --output is where the reports go (another data set's confusion matrix must not overwrite the run's)
+        run_dir = Path(ns.output) if ns.output else (trained_in or Path("runs/eval"))
     built = build(cfg, stage, run_dir=run_dir)
+    if checkpoint is not None:
+        check_fits(checkpoint, built.task)
     if ckpt is None:
         print("Warning: no --ckpt given: evaluating freshly initialised weights", file=sys.stderr)
     ckpt_path = str(ckpt) if ckpt else None

@@ -87,8 +87,12 @@ def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """Apply ``a.b=value`` overrides; values are parsed as YAML (``3``, ``true``, ``[1, 2]``, ``null``)."""
+    """Apply ``a.b=value`` overrides (values parsed as YAML: ``3``, ``true``, ``[1, 2]``, ``null``) and ``~a.b``
+    deletions."""
     for item in overrides:
+        if item.startswith("~") and "=" not in item:  # Hydra's deletion: ~trainer.max_time
+            delete_key(cfg, item[1:], item)
+            continue
         if "=" not in item:
             raise RecipeError(f"Override '{item}' is not of the form key=value (e.g. trainer.max_epochs=3)")
         key, value = item.split("=", 1)
@@ -106,6 +110,17 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         except OmegaConfBaseException as err:
             raise RecipeError(f"Override '{item}': {str(err).splitlines()[0]}") from None
     return cfg
+
+
+def delete_key(cfg: DictConfig, key: str, item: str) -> None:
+    """Remove ``a.b.c`` from the recipe (so an inherited value falls back to the component's default)."""
+    *parents, last = key.split(".")
+    node: Any = cfg
+    for part in parents:
+        node = node.get(part) if isinstance(node, DictConfig) else None
+    if not isinstance(node, DictConfig) or last not in node:
+        raise RecipeError(f"Override '{item}': the recipe has no key {key} to delete")
+    del node[last]
 
 
 def resolve(cfg: DictConfig) -> dict[str, Any]:

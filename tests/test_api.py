@@ -53,6 +53,7 @@ def test_load_recipe_and_check(fer2013_zip: Path) -> None:
         ("trainer.devices=100000", "trainer.devices: 100000 CPU processes on a"),
         ("callbacks=5", "callbacks: expected a mapping of name -> {name: ...}"),
         ("run.nmae=x", "Unknown key run.nmae. Did you mean 'name'?"),
+        ("~callbacks.checkpoint.mode", "Missing required value callbacks.checkpoint.mode: it monitors val/acc"),
     ],
 )
 def test_config_validates_as_fit_does(

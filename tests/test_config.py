@@ -125,3 +125,11 @@ def test_unknown_run_keys_are_typos(tmp_path: Path) -> None:
     recipe.write_text("data: {name: fer2013}\n")
     with pytest.raises(RecipeError, match=r"Unknown key run.nmae. Did you mean 'name'\?"):
         load_recipe(recipe, ["run.nmae=x"])
+
+
+def test_a_tilde_override_deletes_a_key(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("trainer: {max_epochs: 3, max_time: '00:01:00'}\n")
+    assert load_recipe(recipe, ["~trainer.max_time"])["trainer"] == {"max_epochs": 3}
+    with pytest.raises(RecipeError, match=r"Override '~trainer.nope': the recipe has no key trainer.nope to delete"):
+        load_recipe(recipe, ["~trainer.nope"])

@@ -105,3 +105,47 @@ def test_load_model_predicts_as_the_cli_does(trained: Path, fer2013_zip: Path) -
     rows = list(csv.DictReader(out.open()))[:16]
     written = np.array([[float(r[f"p_{c}"]) for c in EMOTIONS] for r in rows])
     np.testing.assert_allclose(probs, written, atol=1e-5)
+
+
+def test_bad_checkpoints_end_in_one_line(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    best = trained / "checkpoints" / "best.ckpt"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(best.read_bytes()[:5000])
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    other = str(REPO / "recipes" / "fer2013_resnet18.yaml")  # another backbone: its tensors are not small_cnn's
+    cases = [
+        (["test", "--ckpt", str(truncated)], "not a readable checkpoint"),
+        (["predict", "--ckpt", str(empty)], "not a readable checkpoint"),
+        (["validate", "--ckpt", str(plain)], "not an emoframe checkpoint (no state_dict inside)"),
+        (["test", other, "--ckpt", str(best)], "its weights are not this model's"),
+        (["fit", RECIPE, f"run.dir={tmp_path}", "--resume", str(truncated)], "not a readable checkpoint"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and "Traceback" not in "\n".join(err), (args, err[-3:])
+
+
+def test_predict_output_is_the_file_it_names(trained: Path, tmp_path: Path) -> None:
+    """A checkpoint outside a run folder: --output preds.csv is a CSV file, not a folder (the README's own command)."""
+    import shutil
+
+    ckpt = tmp_path / "best.ckpt"
+    shutil.copy(trained / "checkpoints" / "best.ckpt", ckpt)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--ckpt", str(ckpt), "--output", str(out), "trainer.enable_progress_bar=false"]) == 0
+    assert out.is_file() and len(list(csv.DictReader(out.open()))) == 3589
+
+
+def test_test_output_keeps_the_runs_own_report(trained: Path, tmp_path: Path) -> None:
+    """`test --output elsewhere` writes its reports there; the run's own test/ report stays as it was."""
+    own = trained / "test" / "test_confusion.csv"
+    before = own.read_bytes() if own.exists() else None
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    args = ["test", "--ckpt", str(ckpt), "--output", str(tmp_path / "elsewhere"), "data.subset=100"]
+    assert main([*args, "trainer.enable_progress_bar=false"]) == 0
+    assert (tmp_path / "elsewhere" / "test" / "test_confusion.csv").is_file()
+    assert (own.read_bytes() if own.exists() else None) == before

@@ -12,6 +12,7 @@ video face tracks (``emoframe.faces.folders``).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,6 +38,7 @@ class AfewVaClip:
     labels: np.ndarray
     landmarks: np.ndarray
     actor: str
+    unlabelled: int = 0  # frames with no annotation, or a NaN valence/arousal: left out of the loss and metrics
 
 
 def read_afew_va_clip(folder: str | Path, rescale: bool = True) -> AfewVaClip:
@@ -63,19 +65,27 @@ def read_afew_va_clip(folder: str | Path, rescale: bool = True) -> AfewVaClip:
         if entry is None:
             continue
         try:
-            labels[i] = [float(entry[t]) / scale for t in TARGETS]
+            values = [float(entry[t]) for t in TARGETS]
             points = np.asarray(entry["landmarks"], dtype=np.float32)
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(
                 f"{path}: frame {stem}: expected numeric 'valence', 'arousal' and 68 [x, y] 'landmarks' ({err})"
             ) from None
+        for target, value in zip(TARGETS, values):
+            if not np.isnan(value) and not -AFEW_VA_RANGE <= value <= AFEW_VA_RANGE:
+                raise DataError(
+                    f"{path}: frame {stem}: {target} {value:g} is outside AFEW-VA's range "
+                    f"[-{AFEW_VA_RANGE:g}, {AFEW_VA_RANGE:g}]"
+                )
+        labels[i] = [v / scale for v in values]
         if points.shape != (68, 2):
             raise DataError(f"{path}: frame {stem}: expected 68 [x, y] landmarks, got shape {points.shape}")
         landmarks[i] = points
     missing = sorted(set(annotated) - set(stems))
     if missing:
         raise DataError(f"{path}: annotated frame {missing[0]} has no image {folder}/{missing[0]}.png")
-    return AfewVaClip(folder.name, stems, labels, landmarks, str(doc.get("actor", "")))
+    unlabelled = int(np.isnan(labels).any(axis=1).sum())
+    return AfewVaClip(folder.name, stems, labels, landmarks, str(doc.get("actor", "")), unlabelled)
 
 
 @DATAMODULES.register("afew_va")
@@ -137,6 +147,7 @@ class AfewVaDataModule(WindowDataModule):
         else:
             split_of = split_by_ratio(clips, self.ratios, self.seed, "data.split")
         plan: dict[str, list[Source]] = {}
+        unlabelled = frames = 0
         for split, names in split_of.items():
             plan[split] = []
             for name in names:
@@ -145,8 +156,17 @@ class AfewVaDataModule(WindowDataModule):
                 except DataError as err:
                     self.bad(name, str(err))
                     continue
+                unlabelled, frames = unlabelled + clip.unlabelled, frames + len(clip.frames)
                 extra = {"landmarks": clip.landmarks, "actor": clip.actor}
                 plan[split].append(Source(name, str(self.root / name), _fixed(clip), self.fps, extra))
+        if unlabelled:
+            print(
+                f"AFEW-VA: {unlabelled} of {frames} frames have no valence/arousal (not annotated, or NaN); "
+                "they are left out of the loss and metrics",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.unlabelled_frames = unlabelled
         return plan
 
 

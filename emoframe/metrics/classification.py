@@ -43,7 +43,11 @@ class ClassificationMetrics(nn.Module):
         """(scalar metrics incl. samples, per-class recall, confusion matrix), synced across ranks."""
         scalars = dict(self.scalars.compute())
         scalars["samples"] = self.samples.compute()
-        return scalars, self.recall.compute(), self.confusion.compute()
+        confusion = self.confusion.compute()
+        # A class with no example in the split has no recall: NaN, not 0 (torchmetrics' macro averages already
+        # leave such classes out, so accuracy, balanced accuracy and macro F1 are unaffected).
+        recall = torch.where(confusion.sum(dim=1) > 0, self.recall.compute(), torch.nan)
+        return scalars, recall, confusion
 
     def reset(self) -> None:
         self.scalars.reset()

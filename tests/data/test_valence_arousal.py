@@ -293,3 +293,45 @@ def test_npz_member_maps_cache_entries_without_loading(tmp_path: Path) -> None:
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(member))[:], crops)  # re-mapped, not copied
     with pytest.raises(DataError, match="Cannot map missing.npy"):
         NpzMember(tmp_path / "entry.npz", "missing")
+
+
+def _afew_va_copy(afew_va_set: Path, root: Path, edit) -> Path:
+    """The generated AFEW-VA set with clip 001's annotation changed by ``edit(frames)`` (frame files linked)."""
+    import json
+    import shutil
+
+    shutil.copytree(afew_va_set, root, symlinks=True)
+    path = root / "001" / "001.json"
+    doc = json.loads(path.read_text())
+    edit(doc["frames"])
+    path.write_text(json.dumps(doc))
+    return root
+
+
+def test_afew_va_values_out_of_range_are_refused_or_counted(afew_va_set: Path, tmp_path: Path) -> None:
+    def fifty(frames: dict) -> None:
+        frames[sorted(frames)[2]]["valence"] = 50  # the range is [-10, 10]: not 5.0 after rescaling
+
+    root = _afew_va_copy(afew_va_set, tmp_path / "va", fifty)
+    with pytest.raises(DataError, match=r"001\.json: frame \d+: valence 50 is outside AFEW-VA's range \[-10, 10\]"):
+        read_afew_va_clip(root / "001")
+    dm = AfewVaDataModule(str(root), on_bad_recording="skip", image={"size": 48, "channels": 1}, windows={"size": 4})
+    plan = dm.sources()
+    assert "001" not in [s.name for ss in plan.values() for s in ss] and "001" in dm.skipped
+
+
+def test_afew_va_unlabelled_frames_are_counted(
+    afew_va_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def holes(frames: dict) -> None:
+        names = sorted(frames)
+        frames[names[0]]["arousal"] = float("nan")
+        del frames[names[1]]
+
+    root = _afew_va_copy(afew_va_set, tmp_path / "va", holes)
+    clip = read_afew_va_clip(root / "001")
+    assert clip.unlabelled == 2 and np.isnan(clip.labels[:2]).any(axis=1).all()
+    dm = AfewVaDataModule(str(root), image={"size": 48, "channels": 1}, windows={"size": 4})
+    dm.sources()
+    assert dm.unlabelled_frames == 2
+    assert "AFEW-VA: 2 of 24 frames have no valence/arousal (not annotated, or NaN)" in capsys.readouterr().err
