@@ -20,6 +20,7 @@ import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 import emoframe.components  # noqa: F401  (registers every built-in component)
+from emoframe.callbacks.resume import RNGState
 from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-exported: checkpoints are found there
 from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
@@ -237,8 +238,9 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
         if key in trainer_cfg:
             raise RecipeError(f"trainer.{key} is set by emoframe; use the recipe's callbacks:/loggers:/run: sections")
     check_trainer_values(trainer_cfg)
-    callbacks = []
+    callbacks: list[pl.Callback] = []
     if stage == "fit":
+        callbacks.append(RNGState())  # exact resume, for every recipe
         for key, spec in _mapping(cfg, "callbacks").items():
             if spec:  # a null entry switches off a callback inherited from a base recipe
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
@@ -331,7 +333,7 @@ def check(cfg: dict[str, Any]) -> None:
         build_trainer(cfg, Path(tmp), "fit")
 
 
-def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None) -> Built:
+def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, resuming: bool = False) -> Built:
     """Everything a stage needs, constructed and checked before any data is read."""
     load_plugins(list(cfg.get("imports") or []))
     pl.seed_everything(seed_of(cfg), workers=True, verbose=False)
@@ -340,7 +342,10 @@ def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None) 
     if stage == "fit":
         check_optimizer(task)
     run_dir = run_dir or new_run_dir(cfg)
-    trainer = build_trainer(cfg, run_dir, stage)
+    trainer_cfg = cfg
+    if resuming:  # the sanity check would draw from the restored generators before the next epoch does
+        trainer_cfg = {**cfg, "trainer": {**(cfg.get("trainer") or {}), "num_sanity_val_steps": 0}}
+    trainer = build_trainer(trainer_cfg, run_dir, stage)
     task.report_dir = run_dir / stage
     if trainer.is_global_zero:
         if stage == "fit":

@@ -97,7 +97,7 @@ def test_load_model_predicts_as_the_cli_does(trained: Path, fer2013_zip: Path) -
     model = emoframe.load_model(ckpt)
     assert not model.training and model.class_names == list(EMOTIONS)
     assert model.preprocessing == {"image_size": 48, "channels": 1, "mean": [0.5], "std": [0.5], "faces": None}
-    dm = Fer2013DataModule(str(fer2013_zip), subset=4000, num_workers=0)
+    dm = Fer2013DataModule(str(fer2013_zip), subset=4000, loader={"num_workers": 0})
     dm.setup("test")
     x, _ = next(iter(dm.test_dataloader()))
     with torch.no_grad():
