@@ -21,16 +21,25 @@ class RNGState(Callback):
     """Saves and restores the global RNG states with the checkpoint (``callbacks.RNGState`` in its state)."""
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain tensors, ints and tuples only, so ``torch.load(weights_only=True)`` (Lightning's) reads it."""
+        name, keys, pos, has_gauss, cached = np.random.get_state()
         return {
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            "numpy": {
+                "name": str(name),
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached": float(cached),
+            },
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         random.setstate(state_dict["python"])
-        np.random.set_state(state_dict["numpy"])
+        n = state_dict["numpy"]
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
         torch.set_rng_state(state_dict["torch"])
         if state_dict.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])

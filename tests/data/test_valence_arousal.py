@@ -315,7 +315,8 @@ def test_afew_va_values_out_of_range_are_refused_or_counted(afew_va_set: Path, t
     root = _afew_va_copy(afew_va_set, tmp_path / "va", fifty)
     with pytest.raises(DataError, match=r"001\.json: frame \d+: valence 50 is outside AFEW-VA's range \[-10, 10\]"):
         read_afew_va_clip(root / "001")
-    dm = AfewVaDataModule(str(root), on_bad_recording="skip", image={"size": 48, "channels": 1}, windows={"size": 4})
+    three = {"train": ["001"], "val": ["002"], "test": ["003"]}
+    dm = AfewVaDataModule(str(root), split=three, on_bad_recording="skip", image={"size": 48, "channels": 1})
     plan = dm.sources()
     assert "001" not in [s.name for ss in plan.values() for s in ss] and "001" in dm.skipped
 
@@ -331,7 +332,8 @@ def test_afew_va_unlabelled_frames_are_counted(
     root = _afew_va_copy(afew_va_set, tmp_path / "va", holes)
     clip = read_afew_va_clip(root / "001")
     assert clip.unlabelled == 2 and np.isnan(clip.labels[:2]).any(axis=1).all()
-    dm = AfewVaDataModule(str(root), image={"size": 48, "channels": 1}, windows={"size": 4})
+    three = {"train": ["001"], "val": ["002"], "test": ["003"]}
+    dm = AfewVaDataModule(str(root), split=three, image={"size": 48, "channels": 1})
     dm.sources()
     assert dm.unlabelled_frames == 2
     assert "AFEW-VA: 2 of 24 frames have no valence/arousal (not annotated, or NaN)" in capsys.readouterr().err
