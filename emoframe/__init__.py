@@ -29,7 +29,7 @@ from emoframe.registry import (
 
 __version__ = "0.1.0"
 
-API = ("load_recipe", "build", "check", "load_model", "list_components")
+API = ("load_recipe", "build", "check", "load_model", "export_model", "list_components")
 
 
 def __getattr__(name: str) -> Any:

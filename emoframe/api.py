@@ -6,6 +6,8 @@
     built.trainer.fit(built.task, datamodule=built.datamodule)
     model = emoframe.load_model("runs/fer2013_small_cnn/version_0/checkpoints/best.ckpt")
     model.class_names, model.preprocessing           # what it predicts, how its inputs were made
+    emoframe.export_model("best.ckpt", "onnx")       # best.onnx, checked against PyTorch
+    onnx_model = emoframe.load_model("best.onnx")    # the same forward on onnxruntime
 
 The CLI is written on the same functions, so a recipe behaves the same from both.
 """
@@ -13,15 +15,19 @@ The CLI is written on the same functions, so a recipe behaves the same from both
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from emoframe import builder, config
-from emoframe.checkpoints import read_checkpoint
+from emoframe.checkpoints import Checkpoint, read_checkpoint
 from emoframe.errors import RecipeError
+from emoframe.export.runtime import ExportedModel, is_exported, load_exported
 from emoframe.registry import REGISTRIES, load_builtins, load_plugins
 from emoframe.tasks.base import DATA_KEY, Task
+
+if TYPE_CHECKING:
+    from emoframe.export.run import ExportResult
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -44,14 +50,22 @@ def check(recipe: dict[str, Any] | str | Path, overrides: list[str] | None = Non
     return cfg
 
 
-def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task:
-    """The task of an emoframe checkpoint, weights loaded, in eval mode.
+def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task | ExportedModel:
+    """The task of an emoframe checkpoint, weights loaded, in eval mode; or, for a file ``emoframe export`` wrote
+    (``.onnx``, ``.ts``, a TorchScript ``.pt``), the exported model (``emoframe.export.runtime.ExportedModel``, on
+    the CPU: ``device`` is for checkpoints), called like the task's ``forward``.
 
     Its ``class_names`` say what it predicts and ``preprocessing`` how its inputs were made in training
     (image size, channels, mean, std, face settings). Neither the data set nor the recipe file is needed:
-    both travel in the checkpoint.
+    both travel in the checkpoint (and in the exported file).
     """
-    checkpoint = read_checkpoint(ckpt)
+    if is_exported(ckpt):
+        return load_exported(ckpt)
+    return _task_of(read_checkpoint(ckpt), device)
+
+
+def _task_of(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> Task:
+    """The checkpoint's task rebuilt from its recipe and DataSpec, weights loaded, in eval mode."""
     recipe, _ = builder.upgrade_recipe(
         checkpoint.require_recipe("emoframe.load_model reads checkpoints of emoframe fit")
     )
@@ -67,6 +81,65 @@ def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task:
     task.eval().to(device)
     task.preprocessing = data.preprocessing  # type: ignore[attr-defined]
     return task
+
+
+def export_model(
+    ckpt: str | Path,
+    format: str = "onnx",
+    output: str | Path | None = None,
+    parity: str = "data",
+    overrides: list[str] | None = None,
+    items: int = 8,
+    opset: int | None = None,
+) -> ExportResult:
+    """``emoframe export``: the checkpoint's task as an ONNX (``format="onnx"``) or TorchScript file, its recipe,
+    DataSpec, task and class names inside, checked against PyTorch before it is kept.
+
+    ``parity="data"`` checks on ``items`` items of the recipe's own datamodule (test split, else validation) when
+    its data can be read, else on random inputs; ``"random"`` skips the data. ``overrides`` (``key=value``) change
+    that datamodule only (``data.root=...`` where the data moved); the file stores the checkpoint's recipe.
+    """
+    from emoframe.export.onnx import OPSET
+    from emoframe.export.run import default_output, export_task
+
+    if parity not in ("data", "random"):
+        raise RecipeError(f"--parity: expected 'data' or 'random', got {parity!r}")
+    checkpoint = read_checkpoint(ckpt)
+    task = _task_of(checkpoint)
+    batch, source = None, "random inputs (--parity random)"
+    if parity == "data":
+        batch, source = _real_batch(task.recipe or {}, overrides, items)
+    path = Path(output) if output else default_output(checkpoint.path, format)
+    return export_task(task, format, path, dict(checkpoint.payload), batch, source, items=items, opset=opset or OPSET)
+
+
+def _real_batch(recipe: dict[str, Any], overrides: list[str] | None, items: int) -> tuple[Any, str]:
+    """A batch of the recipe's datamodule (test split, else validation; no loader workers) and its description,
+    or ``(None, why not)``."""
+    data = dict(recipe.get("data") or {})
+    data["loader"] = {**dict(data.get("loader") or {}), "num_workers": 0, "batch_size": items}
+    name = data.get("name") or data.get("class_path")
+    try:
+        cfg = config.checkpoint_recipe({**recipe, "data": data}, overrides)
+        datamodule = builder.build_datamodule(cfg)
+    except Exception as err:  # any failure to build it: parity still runs, on random inputs, and says why
+        return None, f"random inputs (data.{name} not built: {_first_line(err)})"
+    why = "no test or validation items"
+    for stage, split in (("test", "test"), ("validate", "val")):
+        try:
+            datamodule.setup(stage)
+            batch = next(iter(getattr(datamodule, f"{split}_dataloader")()), None)
+        except Exception as err:  # unreachable data: missing folder, empty split, unreadable files
+            why = _first_line(err)
+            continue
+        if batch is not None:
+            return batch, f"{min(items, len(batch[0]))} real {split} items of data.{name}"
+    return None, f"random inputs (data.{name} not readable: {why})"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
 
 
 def list_components(kind: str | None = None) -> dict[str, list[str]]:

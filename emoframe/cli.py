@@ -1,4 +1,4 @@
-"""`emoframe fit | validate | test | predict | extract | svm | list | config`.
+"""`emoframe fit | validate | test | predict | export | extract | svm | list | config`.
 
 Recipe errors, data errors and weight errors end the command with one line on stderr and exit 2.
 """
@@ -149,6 +149,17 @@ def prediction_writer(cfg: dict[str, Any], task: Any, path: Path) -> Any:
     return writer
 
 
+def cmd_export(ns: argparse.Namespace) -> None:
+    from emoframe.api import export_model
+    from emoframe.registry import RecipeError
+
+    if ns.recipe:
+        raise RecipeError("export reads the recipe from --ckpt; give key=value overrides for its data: section")
+    result = export_model(ns.ckpt, ns.format, ns.output, ns.parity, ns.overrides, ns.items, ns.opset)
+    print(result.summary(), file=sys.stderr)
+    print(f"Exported: {result.path}")
+
+
 def cmd_extract(ns: argparse.Namespace) -> None:
     from emoframe.builder import build_datamodule
     from emoframe.checkpoints import (
@@ -292,6 +303,15 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
         p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
+    p = sub.add_parser("export", help="a checkpoint as ONNX or TorchScript, checked against PyTorch at export")
+    recipe_args(p)
+    p.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint written by emoframe fit")
+    p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"), help="file format (default onnx)")
+    p.add_argument("--output", help="the file to write (default: beside the checkpoint, .onnx or .ts)")
+    p.add_argument("--parity", default="data", choices=("data", "random"), help="check on the recipe's data or noise")
+    p.add_argument("--items", type=int, default=8, help="items of the data the parity check runs on")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("extract", help="per-frame backbone features of a checkpoint, for clip SVMs")
     recipe_args(p)
     p.add_argument("--ckpt", required=True, metavar="PATH|best|last", help="checkpoint (its recipe gives the model)")

@@ -43,6 +43,11 @@ def frame_features(
     ``grad=False`` runs the backbone without autograd (a frozen backbone)."""
     b, t = frames.shape[:2]
     flat, keep = frames.reshape(b * t, *frames.shape[2:]), mask.reshape(-1)
+    if (
+        torch.jit.is_tracing()
+    ):  # export (emoframe.export): no data-dependent branch; every frame runs, masked ones zeroed
+        computed = backbone(memory_format(flat))
+        return (computed * keep.unsqueeze(-1).to(computed.dtype)).reshape(b, t, -1)
     width = int(backbone.num_features)  # type: ignore[arg-type]
     features = frames.new_zeros((b * t, width))
     if bool(keep.any()):

@@ -72,8 +72,8 @@ class SequenceClassifier(FrameClassifier):
             return (sequence * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         steps = torch.arange(1, mask.shape[1] + 1, device=mask.device)
         last = (mask.long() * steps).amax(dim=1).clamp(min=1) - 1
-        rows = torch.arange(len(sequence), device=sequence.device)
-        out = sequence[rows, last]
+        # a gather rather than sequence[arange(B), last]: the same values, and a traced export keeps B dynamic
+        out = sequence.gather(1, last.view(-1, 1, 1).expand(-1, 1, sequence.shape[-1])).squeeze(1)
         if self.temporal.bidirectional:  # the backward direction has read the whole clip at its first step
             half = sequence.shape[-1] // 2
             out = torch.cat([out[:, :half], sequence[:, 0, half:]], dim=-1)
