@@ -42,11 +42,18 @@ def check_parity(task: Task, exported: ExportedModel, cases: Sequence[Inputs], t
                 f"{exported.path}: parity check failed: output {tuple(got.shape)} {got.dtype} for inputs "
                 f"{tuple(inputs[0].shape)}, PyTorch gives {tuple(want.shape)} {want.dtype}"
             )
-        diff = float((exported.scores(got) - exported.scores(want)).abs().max()) if want.numel() else 0.0
+        if not want.numel():
+            continue
+        diff = float((exported.scores(got) - exported.scores(want)).abs().max())
+        what = "probabilities" if exported.output != "identity" else "outputs"
+        # the raw outputs too (logits: a shift leaves softmax unchanged), relative to their size
+        raw = float(((got - want).abs() / want.abs().clamp(min=1.0)).max())
+        if not raw <= tolerance and diff <= tolerance:
+            diff, what = raw, "outputs (relative)"
         if not diff <= tolerance:  # NaN fails too
             raise WeightsError(
                 f"{exported.path}: parity check failed: max abs difference {diff:.2e} > {tolerance:g} in "
-                f"{'probabilities' if exported.output != 'identity' else 'outputs'} on inputs {tuple(inputs[0].shape)}"
+                f"{what} on inputs {tuple(inputs[0].shape)}"
             )
         worst = max(worst, diff)
     return Parity(worst, tuple(tuple(c[0].shape) for c in cases))

@@ -96,11 +96,13 @@ def export_task(
     if batch is not None:
         real, words = graph.batch_inputs(batch, items), batch_source
     else:
-        real, words = graph.random_inputs(4, 7, seed=1), "random inputs"
+        real, words = graph.random_inputs(4, 7, seed=1), batch_source or "random inputs"
     output = Path(output)
     allowed = runtime.ONNX_SUFFIXES if fmt == "onnx" else runtime.TORCHSCRIPT_SUFFIXES
     if output.suffix.lower() not in allowed:
-        raise RecipeError(f"--output: a {fmt} file must end in {' or '.join(allowed)} (load_model reads it by suffix)")
+        raise RecipeError(
+            f"--output: an exported {fmt} file must end in {' or '.join(allowed)} (load_model reads it by suffix)"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
     try:
