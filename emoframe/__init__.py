@@ -1,7 +1,8 @@
 """emoframe: a PyTorch Lightning framework for facial emotion recognition from images and video.
 
 ``import emoframe`` gives the registries (their built-in components register on first use) and the entry
-points of ``emoframe.api``: ``load_recipe``, ``build``, ``check``, ``load_model``, ``list_components``.
+points of ``emoframe.api``: ``load_recipe``, ``build``, ``check``, ``load_model``, ``export_model``,
+``list_components``.
 The entry points import torch and Lightning on first use only, so ``import emoframe`` itself stays light.
 """
 

@@ -104,6 +104,8 @@ def export_model(
 
     if parity not in ("data", "random"):
         raise RecipeError(f"--parity: expected 'data' or 'random', got {parity!r}")
+    if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+        raise RecipeError(f"--items: expected an integer >= 1, got {items!r}")
     checkpoint = read_checkpoint(ckpt)
     task = _task_of(checkpoint)
     batch, source = None, "random inputs (--parity random)"

@@ -244,3 +244,40 @@ def test_cli_export(frame_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.strip().count("\n") == 0
     assert main(["export", "--ckpt", str(frame_ckpt), "--output", str(tmp_path / "m.txt")]) == 2
     assert "an exported onnx file must end in .onnx" in capsys.readouterr().err
+
+
+def test_cli_export_of_a_cnn_lstm_checks_on_its_own_clips(
+    afew_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """recipes/afew_cnn_lstm.yaml (tiny CNN, bidirectional LSTM) on the generated AFEW-layout set: the parity check
+    reads real clips of the recipe's own datamodule (8 frames of face crops), then the same frames cut to 5."""
+    overrides = [
+        f"data.root={afew_set}",
+        "data.folders.test=Heldout_AFEW",
+        "data.clip.frames=8",
+        "data.workers=1",
+        "model.backbone.widths=[8,16]",
+        "model.temporal.hidden_size=16",
+        "model.temporal.bidirectional=true",
+    ]
+    cfg = emoframe.load_recipe(REPO / "recipes" / "afew_cnn_lstm.yaml", overrides)
+    task = build_task(cfg, build_datamodule(cfg), for_training=False)
+    sharpen(task)
+    ckpt = save_checkpoint(task, tmp_path / "clips.ckpt")
+    for fmt in FORMATS:
+        assert main(["export", "--ckpt", str(ckpt), "--format", fmt, "--items", "4"]) == 0
+        err = capsys.readouterr().err
+        assert "on 4 real test items of data.afew; input shapes 4x8x1x48x48, 3x5x1x48x48" in err, err
+    model = emoframe.load_model(tmp_path / "clips.onnx")
+    assert model.task_name == "sequence_classifier" and model.data["faces"] == task.data_spec["faces"]
+    assert model.recipe["data"]["clip"]["frames"] == 8
+
+
+def test_the_runtime_imports_neither_lightning_nor_onnxruntime() -> None:
+    """`predict` on an exported file stays light: onnxruntime is imported when an ONNX file is loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, emoframe.export.runtime; print(sorted(m for m in ('pytorch_lightning', 'onnxruntime', 'onnx') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
