@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from emoframe.errors import WeightsError
+from emoframe.errors import DataError, WeightsError
 
 RECIPE = "emoframe_recipe"
 DATA = "emoframe_data"
@@ -81,15 +81,47 @@ class ExportedModel:
         return output
 
     def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
-        """The task's ``forward(*tensors)``: a sequence model given frames alone treats every frame as real."""
-        if len(tensors) == len(self.inputs) - 1 and self.inputs[-1] == "mask":
-            frames = tensors[0]
-            tensors = (*tensors, torch.ones(frames.shape[:2], dtype=torch.bool))
-        if len(tensors) != len(self.inputs):
+        """The task's ``forward(*tensors)``: a sequence model given frames alone treats every frame as real.
+
+        Inputs are cast to the graph's types (float32; bool for ``mask``); a shape the model cannot take is a
+        one-line ``DataError`` naming the input and the shape expected.
+        """
+        given = [torch.as_tensor(t) for t in tensors]
+        if len(given) == len(self.inputs) - 1 and self.inputs[-1] == "mask" and given:
+            given.append(torch.ones(given[0].shape[:2], dtype=torch.bool))
+        if len(given) != len(self.inputs):
             raise WeightsError(
                 f"{self.path}: expected {len(self.inputs)} input(s) ({', '.join(self.inputs)}), got {len(tensors)}"
             )
-        return self._run(tensors)
+        cast = [t.bool() if name == "mask" else t.float() for name, t in zip(self.inputs, given)]
+        self._check_shapes(cast)
+        return self._run(cast)
+
+    def expected_shape(self, name: str) -> tuple[int | str, ...]:
+        """The shape input ``name`` must have, ``B``/``T`` for the dynamic batch and time axes."""
+        size, channels = self.data.get("image_size"), self.data.get("channels")
+        image = (channels or "C", size or "H", size or "W")
+        if name == "image":
+            return ("B", *image)
+        if name == "features":
+            return ("B", self.data.get("feature_dim") or "F")
+        if name == "frames":
+            return ("B", "T", *image)
+        return ("B", "T")
+
+    def _check_shapes(self, tensors: Sequence[torch.Tensor]) -> None:
+        first = None
+        for name, t in zip(self.inputs, tensors):
+            want = self.expected_shape(name)
+            shape = tuple(t.shape)
+            lead = shape[: 2 if name in ("frames", "mask") else 1]
+            fits = len(shape) == len(want) and all(isinstance(w, str) or w == d for w, d in zip(want, shape))
+            if fits and first is not None and lead != first[: len(lead)]:
+                fits = False
+            if not fits:
+                wanted = "(" + ", ".join(str(w) for w in want) + ")"
+                raise DataError(f"{self.path}: input '{name}' is {shape}; the model takes {wanted}")
+            first = first or shape[:2]
 
 
 def read_metadata(found: dict[str, str], path: Path) -> dict[str, Any]:

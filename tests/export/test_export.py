@@ -19,7 +19,7 @@ import emoframe
 from emoframe.builder import DataSpec, build_datamodule, build_task
 from emoframe.checkpoints import DATA_KEY, RECIPE_KEY
 from emoframe.cli import main
-from emoframe.errors import WeightsError
+from emoframe.errors import DataError, WeightsError
 from emoframe.export import runtime
 from emoframe.export.onnx import onnx_metadata
 from emoframe.export.run import export_task
@@ -210,8 +210,13 @@ def test_bad_files_fail_in_one_line(frame_ckpt: Path, tmp_path: Path) -> None:
         with pytest.raises(WeightsError) as err:
             runtime.load_exported(path)
         assert message in str(err.value) and "\n" not in str(err.value), (path, err.value)
+    model = runtime.load_exported(onnx_file)
     with pytest.raises(WeightsError, match=r"expected 1 input\(s\) \(image\), got 2"):
-        runtime.load_exported(onnx_file)(torch.zeros(1, 1, 48, 48), torch.zeros(1))
+        model(torch.zeros(1, 1, 48, 48), torch.zeros(1))
+    with pytest.raises(DataError, match=r"input 'image' is \(2, 3, 64, 64\); the model takes \(B, 1, 48, 48\)$"):
+        model(torch.zeros(2, 3, 64, 64))
+    as_float32 = model(torch.zeros(2, 1, 48, 48))
+    assert torch.equal(model(np.zeros((2, 1, 48, 48))), as_float32)  # float64 numpy: cast as the graph takes it
     assert not runtime.is_exported(frame_ckpt) and runtime.is_exported(foreign_ts)
     plain = tmp_path / "checkpoint.pt"  # a checkpoint saved as .pt is still a checkpoint for load_model
     plain.write_bytes(frame_ckpt.read_bytes())
