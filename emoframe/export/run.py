@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emoframe import __version__
-from emoframe.errors import RecipeError
+from emoframe.errors import RecipeError, WeightsError
 from emoframe.export import runtime
 from emoframe.export.graph import Graph, Inputs, extras_of, graph_of
 from emoframe.export.onnx import OPSET, write_onnx
@@ -34,10 +34,11 @@ class ExportResult:
     format: str
     parity: Parity
     inputs: str  # what parity ran on, in words
+    tolerance: float = TOLERANCE
 
     def summary(self) -> str:
         return (
-            f"Parity: max abs difference {self.parity.max_diff:.1e} (<= {TOLERANCE:g}) on {self.inputs}; "
+            f"Parity: max abs difference {self.parity.max_diff:.1e} (<= {self.tolerance:g}) on {self.inputs}; "
             f"input shapes {self.parity.describe()}"
         )
 
@@ -106,14 +107,23 @@ def export_task(
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
     try:
-        if fmt == "onnx":
-            write_onnx(task, graph, example, partial, meta, opset)
-        else:
-            write_torchscript(task, example, partial, meta)
+        try:
+            if fmt == "onnx":
+                write_onnx(task, graph, example, partial, meta, opset)
+            else:
+                write_torchscript(task, example, partial, meta)
+        except (RecipeError, WeightsError):
+            raise
+        except Exception as err:  # the tracer and exporter fail in many ways on a forward they cannot record
+            lines = str(err).strip().splitlines()
+            raise WeightsError(
+                f"{output}: {fmt} export of {type(task).__name__} failed ({type(err).__name__}: "
+                f"{lines[0][:200] if lines else ''})"
+            ) from None
         exported = runtime.load_exported(partial)
         exported.path = output
         parity = check_parity(task, exported, parity_cases(graph, real), tolerance)
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
-    return ExportResult(output, fmt, parity, words)
+    return ExportResult(output, fmt, parity, words, tolerance)

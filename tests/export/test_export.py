@@ -52,6 +52,7 @@ def frame_ckpt(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     cfg = emoframe.load_recipe(
         REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "model.backbone.widths=[8,16]"]
     )
+    torch.manual_seed(0)
     task = build_task(cfg, build_datamodule(cfg), for_training=False)
     sharpen(task)
     return save_checkpoint(task, tmp_path_factory.mktemp("frame") / "best.ckpt")
@@ -64,6 +65,7 @@ def normalised(faces: np.ndarray) -> torch.Tensor:
 
 def tiny_task(model: dict, classes: list[str], loss: str = "ce", feature_dim: int = 0) -> torch.nn.Module:
     spec = DataSpec(1, len(classes), classes, feature_dim, 48, [0.5], [0.5])
+    torch.manual_seed(0)
     task = build_task({"model": model, "loss": {"name": loss}}, spec, for_training=False).eval()
     sharpen(task)
     return task
@@ -227,12 +229,23 @@ def test_failed_parity_is_one_line_and_leaves_no_file(
     frame_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     call = runtime.ExportedModel.__call__
-    for change, where in ((lambda y: y * 1.5, "in probabilities"), (lambda y: y + 0.5, "in outputs (relative)")):
+    for change, where in ((lambda y: y.flip(-1), "in probabilities"), (lambda y: y + 0.5, "in outputs (relative)")):
         monkeypatch.setattr(runtime.ExportedModel, "__call__", lambda self, *x, f=change: f(call(self, *x)))
         with pytest.raises(WeightsError) as err:
             emoframe.export_model(frame_ckpt, "onnx", tmp_path / "m.onnx", parity="random")
         assert "m.onnx: parity check failed: max abs difference" in str(err.value) and where in str(err.value)
         assert "\n" not in str(err.value) and not list(tmp_path.iterdir()), "nothing written, no partial file left"
+    monkeypatch.undo()
+
+    def exporter_fails(*args: object) -> None:
+        Path(args[3]).write_bytes(b"half a file")
+        raise RuntimeError("Unsupported operator\nand a page of trace")
+
+    monkeypatch.setattr("emoframe.export.run.write_onnx", exporter_fails)
+    with pytest.raises(WeightsError) as err:
+        emoframe.export_model(frame_ckpt, "onnx", tmp_path / "m.onnx", parity="random")
+    assert str(err.value).endswith("m.onnx: onnx export of FrameClassifier failed (RuntimeError: Unsupported operator)")
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_export(frame_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
