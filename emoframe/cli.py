@@ -304,7 +304,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
     p = sub.add_parser("export", help="a checkpoint as ONNX or TorchScript, checked against PyTorch at export")
-    recipe_args(p)
+    p.add_argument("args", nargs="*", metavar="key=value", help="overrides of the parity check's data (data.root=...)")
     p.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint written by emoframe fit")
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"), help="file format (default onnx)")
     p.add_argument("--output", help="the file to write (default: beside the checkpoint, .onnx or .ts)")
