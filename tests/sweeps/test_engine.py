@@ -208,3 +208,23 @@ def test_a_worker_killed_mid_trial_resumes_it_from_its_last_checkpoint(fer2013_z
     assert {t.user_attrs["slot"] for t in trials if t.state.name == "COMPLETE"} == {0, 1}
     rows = (folder / "report" / "leaderboard.csv").read_text().splitlines()
     assert len(rows) == 3 and ",2," in rows[1] + rows[2]  # one row per counted trial; the resumed one: 2 attempts
+
+
+def test_two_workers_share_one_postgresql_sweep(fer2013_zip: Path, tmp_path: Path, postgres_url: str) -> None:
+    parameters = {"optimizer.lr": {"values": [0.02, 0.05]}, **tiny(fer2013_zip, epochs=1)}
+    sweep = write_sweep(
+        tmp_path / "pg.yaml",
+        name="pg",
+        method="grid",
+        metric={"name": "val/acc", "goal": "maximize"},
+        parameters=parameters,
+    )
+    logs = [tmp_path / "w0.log", tmp_path / "w1.log"]
+    procs = [worker(sweep, tmp_path / f"s{i}", logs[i], "--storage", postgres_url) for i in range(2)]
+    for p, log in zip(procs, logs):
+        finish(p, log)
+    import optuna
+
+    trials = optuna.load_study(study_name="pg", storage=postgres_url).get_trials()
+    assert sorted(t.params["optimizer.lr"] for t in trials) == [0.02, 0.05]
+    assert all(t.state.name == "COMPLETE" for t in trials)
