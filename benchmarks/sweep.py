@@ -107,7 +107,7 @@ def main() -> None:
         f"## Sweeps: trials per hour, one local worker against two (`{SWEEP.relative_to(REPO)}`)",
         "",
         f"{args.trials} random-search trials of the sweep file's parameters, {args.images}-image subset, "
-        f"{args.epochs} epochs each, W&B offline; SQLite storage; each worker one trial at a time.",
+        f"{args.epochs} epoch(s) each, W&B offline; SQLite storage; each worker one trial at a time.",
         "",
         "| workers | trials | wall time | trials / hour | vs one worker |",
         "|---|---|---|---|---|",

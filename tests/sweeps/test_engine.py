@@ -179,7 +179,7 @@ def test_a_worker_killed_mid_trial_resumes_it_from_its_last_checkpoint(fer2013_z
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:  # the first epoch's checkpoint, then kill -9
         try:
-            if torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 0:
+            if torch.load(last, map_location="cpu", weights_only=False)["epoch"] < 2:  # epochs 0-2: mid-trial
                 break
         except (OSError, EOFError, RuntimeError):
             pass
@@ -189,7 +189,7 @@ def test_a_worker_killed_mid_trial_resumes_it_from_its_last_checkpoint(fer2013_z
     interrupted = study(folder, "kill").get_trials()[0]
     assert interrupted.state.name == "RUNNING" and interrupted.intermediate_values, (tmp_path / "w0.log").read_text()
     trial_pid = interrupted.user_attrs["trial_pid"]
-    for _ in range(100):  # the trial process dies with its worker (PR_SET_PDEATHSIG)
+    for _ in range(300):  # the trial process dies with its worker (PR_SET_PDEATHSIG)
         if not Path(f"/proc/{trial_pid}").exists() or "Z" in Path(f"/proc/{trial_pid}/stat").read_text().split()[2]:
             break
         time.sleep(0.1)

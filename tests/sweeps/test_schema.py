@@ -125,7 +125,8 @@ def test_nested_parameters_are_dotted_recipe_keys() -> None:
     assert [p.distribution for p in sweep.parameters] == ["categorical", "constant"]
 
 
-def test_the_sweep_recipe_parses_and_runs_emoframe_fit() -> None:
+def test_the_sweep_recipe_parses_and_runs_emoframe_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the W&B agent runs the command in the current folder: the repository root
     sweep = load_sweep(REPO / "sweeps" / "fer2013_small_cnn.yaml")
     argv = trial_command(sweep, ["optimizer.lr=0.01"])
     assert argv[1:5] == ["-m", "emoframe", "fit", "recipes/fer2013_small_cnn.yaml"] and argv[-1] == "optimizer.lr=0.01"
