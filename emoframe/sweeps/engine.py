@@ -140,7 +140,7 @@ def connect(url: str) -> Any:
     import sqlalchemy.exc
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retry callback
-    for attempt in range(5):  # two workers creating one SQLite file's tables at once: the second retries
+    for attempt in range(5):
         try:
             return open_storage(
                 url,
@@ -150,8 +150,10 @@ def connect(url: str) -> Any:
                     max_retry=MAX_RETRY, inherit_intermediate_values=True
                 ),
             )
-        except sqlalchemy.exc.OperationalError as err:
-            if attempt == 4 or not url.startswith("sqlite"):
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
+            # two workers creating the tables (or stamping their version) at once: the second retries
+            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or url.startswith("sqlite")
+            if attempt == 4 or not racing:
                 raise RecipeError(f"--storage {shown(url)}: {str(err.orig).splitlines()[0]}") from None
             time.sleep(0.5 + attempt)
         except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError, ValueError) as err:
