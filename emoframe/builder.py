@@ -21,6 +21,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 import emoframe.components  # noqa: F401  (registers every built-in component)
 from emoframe.callbacks.resume import RNGState
+from emoframe.callbacks.sweep import SweepTrial
 from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-exported: checkpoints are found there
 from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
@@ -241,6 +242,9 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
     callbacks: list[pl.Callback] = []
     if stage == "fit":
         callbacks.append(RNGState())  # exact resume, for every recipe
+        sweep_trial = SweepTrial.from_env()  # a trial of `emoframe sweep`'s local engine: per-epoch reports, pruning
+        if sweep_trial is not None:
+            callbacks.append(sweep_trial)
         for key, spec in _mapping(cfg, "callbacks").items():
             if spec:  # a null entry switches off a callback inherited from a base recipe
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it

@@ -1,4 +1,4 @@
-"""`emoframe fit | validate | test | predict | export | extract | svm | list | config`.
+"""`emoframe fit | validate | test | predict | export | extract | svm | sweep | list | config`.
 
 Recipe errors, data errors and weight errors end the command with one line on stderr and exit 2.
 """
@@ -252,6 +252,21 @@ def cmd_svm(ns: argparse.Namespace) -> None:
         print(f"{row['model']:<24} {extra:<16} {'  '.join(shown)}")
 
 
+def cmd_sweep(ns: argparse.Namespace) -> None:
+    from emoframe.sweeps.run import sweep
+
+    sweep(
+        ns.file,
+        report=ns.report,
+        local=ns.local,
+        storage=ns.storage,
+        join=ns.join,
+        agent=ns.agent,
+        count=ns.count,
+        folder=ns.dir,
+    )
+
+
 def cmd_list(ns: argparse.Namespace) -> None:
     import emoframe.components  # noqa: F401
     from emoframe.registry import REGISTRIES, RecipeError, load_plugins
@@ -329,6 +344,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="--predict: svm.joblib (default: the newest run of the recipe)")
     p.add_argument("--output", help="--predict: CSV path (default: <model dir>/predict/<split>_scores.csv)")
     p.set_defaults(func=cmd_svm)
+    p = sub.add_parser("sweep", help="run a W&B sweep file: W&B online, else (or --local) the local Optuna engine")
+    p.add_argument("file", metavar="SWEEP.yaml", help="a W&B sweep configuration whose command runs emoframe fit")
+    p.add_argument("--local", action="store_true", help="the local Optuna engine even when W&B is online")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage (default: sqlite in the sweep folder)")
+    p.add_argument("--join", action="store_true", help="add a worker to a sweep that exists (fails if it does not)")
+    p.add_argument("--agent", metavar="SWEEP_ID", help="W&B online: run an agent of an existing W&B sweep")
+    p.add_argument("--count", type=int, help="this worker runs at most N trials")
+    p.add_argument("--dir", help="the sweep folder (default: $EMOFRAME_RUNS/sweeps/<name>, else runs/sweeps/<name>)")
+    p.add_argument("--report", action="store_true", help="write the leaderboard, best recipe and plots, then stop")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("list", help="list registered components")
     p.add_argument("kind", nargs="?", help="e.g. backbones, losses, datamodules")
     p.set_defaults(func=cmd_list)

@@ -54,6 +54,7 @@ def wandb_logger(
 ) -> WandbLogger:
     """Weights & Biases run; offline (synced later with `wandb sync`) unless a key or WANDB_MODE=online."""
     offline = wandb_offline_by_default() if offline is None else offline
+    name = os.environ.get("WANDB_NAME") or name  # W&B's own variable (a sweep names each trial's run with it)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(
         save_dir=save_dir, project=project, name=name, offline=offline, tags=tags, log_model=log_model, entity=entity
