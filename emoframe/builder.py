@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from emoframe.callbacks.sweep import SweepTrial
 from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-exported: checkpoints are found there
 from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
+from emoframe.launch import RUN_DIR_ENV, run_dir_for
 from emoframe.registry import (
     BACKBONES,
     CALLBACKS,
@@ -43,7 +43,6 @@ from emoframe.registry import (
 )
 from emoframe.tasks.base import Task
 
-RUN_DIR_ENV = "EMOFRAME_RUN_DIR"  # hands rank 0's run directory to DDP worker processes
 TRAINER_INJECTED = ("callbacks", "logger", "default_root_dir")
 
 
@@ -221,15 +220,12 @@ def _set_path(mapping: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def new_run_dir(cfg: dict[str, Any]) -> Path:
-    """``<run.dir>/<run.name>/version_<n>``, the next free n (or ``run.version`` when given)."""
-    if os.environ.get(RUN_DIR_ENV) and int(os.environ.get("LOCAL_RANK", "0")) > 0:
-        return Path(os.environ[RUN_DIR_ENV])
+    """``<run.dir>/<run.name>/version_<n>``, the next free n (or ``run.version`` when given), the same on every rank
+    and node of a distributed launch (``slurm-<job id>`` under SLURM; emoframe.launch says how)."""
     run = cfg.get("run") or {}
     base = Path(run.get("dir", "runs")) / str(run.get("name", "run"))
-    if run.get("version") is not None:
-        return base / str(run["version"])
-    versions = [int(m.group(1)) for p in base.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))]
-    return base / f"version_{max(versions, default=-1) + 1}"
+    version = run.get("version")
+    return run_dir_for(base, None if version is None else str(version))
 
 
 def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -64,17 +63,24 @@ def finish_runs() -> None:
 def cmd_fit(ns: argparse.Namespace) -> None:
     from emoframe.builder import build, find_checkpoint, new_run_dir, run_dir_of_checkpoint
     from emoframe.checkpoints import check_fits, read_checkpoint
+    from emoframe.launch import detect_launch, restart_checkpoint
 
     cfg = _load(ns.recipe, ns.overrides, None)
+    launch = detect_launch()
     ckpt = None
     run_dir = None
-    checkpoint = None
     if ns.resume:
         ckpt = find_checkpoint(cfg, ns.resume)
-        checkpoint = read_checkpoint(ckpt)  # a bad file fails here, in one line
         run_dir = run_dir_of_checkpoint(ckpt)
-        print(f"Resuming from {ckpt}", file=sys.stderr)
     run_dir = run_dir or new_run_dir(cfg)
+    if ckpt is None:  # a requeued SLURM job (or a restarted launch of a run.version) continues its own run
+        version = (cfg.get("run") or {}).get("version")
+        ckpt = restart_checkpoint(run_dir, None if version is None else str(version), launch)
+    checkpoint = read_checkpoint(ckpt) if ckpt else None  # a bad file fails here, in one line
+    if ckpt is not None:
+        job = f"SLURM job {launch.job}" if launch.job else "this launch"
+        why = "" if ns.resume else f" (restart {launch.restart_count} of {job})"
+        print(f"Resuming from {ckpt}{why}", file=sys.stderr)
     fresh = not run_dir.exists()
     try:
         built = build(cfg, "fit", run_dir=run_dir, resuming=checkpoint is not None)
@@ -83,13 +89,16 @@ def cmd_fit(ns: argparse.Namespace) -> None:
         print(f"Run directory: {built.run_dir}", file=sys.stderr)
         built.trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(ckpt) if ckpt else None)
     except BaseException:
-        remove_unstarted_run(run_dir, fresh)
+        remove_unstarted_run(run_dir, fresh, launch.is_global_zero)
         raise
 
 
-def remove_unstarted_run(run_dir: Path, fresh: bool) -> None:
-    """A run folder this command made that holds no checkpoint yet is removed, so a failed start uses up no version."""
-    if fresh and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not list(run_dir.glob("checkpoints/*.ckpt")):
+def remove_unstarted_run(run_dir: Path, fresh: bool, global_zero: bool = True) -> None:
+    """A run folder this command made that holds no checkpoint yet is removed, so a failed start uses up no version.
+
+    Only global rank 0 removes it (it alone creates files); a failing rank on another node leaves rank 0's run alone.
+    """
+    if fresh and global_zero and not list(run_dir.glob("checkpoints/*.ckpt")):
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the recipe's folder too, when this was its first run
             run_dir.parent.rmdir()

@@ -18,7 +18,10 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ["EMOFRAME_CACHE"] = str(tmp_path_factory.mktemp("emoframe_cache"))
-    os.environ.pop("EMOFRAME_RUN_DIR", None)
+    from emoframe.launch import LAUNCH_VARIABLES
+
+    for key in [k for k in os.environ if LAUNCH_VARIABLES.fullmatch(k)]:  # a CI job under srun is no SLURM run here
+        os.environ.pop(key)
 
 
 @pytest.fixture(scope="session")

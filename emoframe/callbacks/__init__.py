@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
@@ -55,7 +56,8 @@ def wandb_logger(
     """Weights & Biases run; offline (synced later with `wandb sync`) unless a key or WANDB_MODE=online."""
     offline = wandb_offline_by_default() if offline is None else offline
     name = os.environ.get("WANDB_NAME") or name  # W&B's own variable (a sweep names each trial's run with it)
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # the other ranks never open a run (Lightning gives them a dummy), nor its folder
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(
         save_dir=save_dir, project=project, name=name, offline=offline, tags=tags, log_model=log_model, entity=entity
     )

@@ -13,13 +13,13 @@ per-label counts before and after are printed and kept for the task's report (th
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 from typing_extensions import Unpack
 
@@ -264,7 +264,8 @@ class MultilabelVideoDataModule(WindowDataModule):
 
 
 def _rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    """Global rank 0, as Lightning knows it (RANK, LOCAL_RANK, SLURM_PROCID; the Trainer's own once it exists)."""
+    return int(getattr(rank_zero_only, "rank", 0) or 0) == 0
 
 
 def _check_resample(resample: dict[str, Any] | None, labels: list[str], path: Path) -> dict[str, Any] | None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import albumentations as A
 import numpy as np
 import torch
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import get_worker_info
 
 from emoframe.files.decode import resize_square
@@ -151,7 +151,7 @@ class ImageTransform:
         info = get_worker_info()
         if info is not None and info.seed != self._worker_seed:
             self._worker_seed = info.seed
-            rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+            rank = int(getattr(rank_zero_only, "rank", 0) or 0)  # the global rank (srun sets no RANK)
             state = np.random.SeedSequence([info.seed % 2**63, rank]).generate_state(1)[0]
             self.compose.set_random_seed(int(state))
 
