@@ -84,6 +84,19 @@ def _data_inputs(
     return {"feature_dim": feature_dim}
 
 
+def backbone_inputs(datamodule: Any, backbone_cfg: Any) -> dict[str, Any]:
+    """What the builder derives for the backbone ``backbone_cfg`` from the data: ``in_chans``, and the data's
+    per-channel ``input_mean``/``input_std`` (``data.image.mean``/``std``) when the backbone's signature names
+    them (``dlib_resnet`` undoes the data's normalisation and applies dlib's own). A recipe value wins."""
+    spec = datamodule if isinstance(datamodule, DataSpec) else DataSpec.of(datamodule)
+    out: dict[str, Any] = {"in_chans": int(getattr(datamodule, "channels", spec.channels))}
+    target, _ = BACKBONES.resolve(backbone_cfg, "model.backbone")
+    named = accepted_parameters(target) or set()  # not given to an untyped **kwargs
+    if spec.mean is not None and spec.std is not None and {"input_mean", "input_std"} <= named:
+        out["input_mean"], out["input_std"] = list(spec.mean), list(spec.std)
+    return out
+
+
 def temporal_spec(target: Any, given: Any) -> dict[str, Any] | None:
     """The ``model.temporal`` mapping for a task that takes a temporal model (None for one that does not).
 
@@ -130,7 +143,7 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
     provided = tuple(k for k in TASK_INJECTED if params is None or k in params)
     check_arguments(target, {**task_args, **data_inputs}, "model", provided=provided)  # before head_in_features
     temporal = temporal_spec(target, temporal_cfg)
-    backbone = BACKBONES.build(backbone_cfg, "model.backbone", in_chans=getattr(datamodule, "channels", 3))
+    backbone = BACKBONES.build(backbone_cfg, "model.backbone", **backbone_inputs(datamodule, backbone_cfg))
     num_features = getattr(backbone, "num_features", None)
     if not isinstance(num_features, int):
         raise RecipeError("model.backbone: the backbone must expose an int attribute 'num_features'")

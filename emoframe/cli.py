@@ -150,7 +150,7 @@ def prediction_writer(cfg: dict[str, Any], task: Any, path: Path) -> Any:
 
 
 def cmd_extract(ns: argparse.Namespace) -> None:
-    from emoframe.builder import build_datamodule
+    from emoframe.builder import backbone_inputs, build_datamodule
     from emoframe.checkpoints import (
         find_checkpoint,
         load_backbone,
@@ -192,7 +192,8 @@ def cmd_extract(ns: argparse.Namespace) -> None:
     model = cfg.get("model") or {}
     channels = int(getattr(datamodule, "channels", 3))
     trained_channels = (trained_data.get("image") or {}).get("channels")
-    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_channels)
+    inputs = backbone_inputs(datamodule, model["backbone"]) if model.get("backbone") else None
+    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_channels, inputs)
     source = {
         "checkpoint": {"path": str(ckpt.resolve()), "sha256": checkpoint.sha256()},
         "backbone": model.get("backbone"),
