@@ -41,6 +41,7 @@ from emoframe.registry import (
     load_plugins,
 )
 from emoframe.tasks.base import Task
+from emoframe.tta import TTATransform, parse_tta
 
 RUN_DIR_ENV = "EMOFRAME_RUN_DIR"  # hands rank 0's run directory to DDP worker processes
 TRAINER_INJECTED = ("callbacks", "logger", "default_root_dir")
@@ -331,6 +332,29 @@ def check_optimizer(task: Task) -> None:
         raise RecipeError(f"optimizer: {err}") from None
 
 
+STAGE_KEYS = {"test": ("tta",), "predict": ("writer", "tta")}
+"""What the ``test:`` and ``predict:`` sections of a recipe take."""
+
+
+def stage_tta(cfg: dict[str, Any], stage: str, given: Any = None) -> tuple[TTATransform, ...] | None:
+    """The TTA views of ``emoframe test``/``predict``: ``given`` (``--tta``), else the recipe's ``<stage>.tta``
+    (``test: {tta: paper}``), else none. An unknown key of the section or bad views fail in one line."""
+    section = cfg.get(stage) or {}
+    if not isinstance(section, dict):
+        raise RecipeError(f"{stage}: expected a mapping like {{tta: paper}}, got {section!r}")
+    known = STAGE_KEYS.get(stage, ())
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise RecipeError(f"Unknown key {stage}.{unknown[0]}: the {stage}: section takes {', '.join(known)}")
+    if given is not None:
+        views = parse_tta(given, "--tta")
+    elif section.get("tta") is not None:
+        views = parse_tta(section["tta"], f"{stage}.tta")
+    else:
+        return None
+    return None if views == (TTATransform(),) else views
+
+
 def check(cfg: dict[str, Any]) -> None:
     """Build everything ``fit`` builds (datamodule, task, optimizers, trainer, callbacks, loggers) and discard it.
 
@@ -339,6 +363,8 @@ def check(cfg: dict[str, Any]) -> None:
     """
     load_plugins(list(cfg.get("imports") or []))
     seed_of(cfg)
+    for stage in STAGE_KEYS:
+        stage_tta(cfg, stage)
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, datamodule, for_training=True)
     check_optimizer(task)
