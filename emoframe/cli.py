@@ -206,7 +206,9 @@ def cmd_ensemble(ns: argparse.Namespace) -> None:
     output = Path(ns.output) if ns.output else Path("runs") / "ensemble" / ns.name
     views = parse_tta(ns.tta) if ns.tta else None
     command = "emoframe ensemble " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["ensemble"] else None
-    result = run_ensemble(members, output, ns.name, overrides, ns.objective, ns.seed, views, ns.device, command)
+    result = run_ensemble(
+        members, output, ns.name, overrides, ns.objective, ns.seed, views, ns.device, command, ns.nll_weight
+    )
     for row in result.rows:
         figures = "  ".join(f"{k}={row[k]:.4f}" for k in ("val_acc", "test_acc", "test_macro_f1") if row[k] is not None)
         weight = "" if row["weight"] is None else f"w={row['weight']:.3f}"
@@ -405,7 +407,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", help="folder for the report and the ensemble file (default runs/ensemble/<name>)")
     p.add_argument("--name", default="ensemble", help="the ensemble file is <output>/<name>.ensemble.yaml")
-    p.add_argument("--objective", default="accuracy", help="accuracy (Kumari's; log-loss breaks ties) or nll")
+    p.add_argument("--objective", default="accuracy", help="accuracy (Kumari's, + nll-weight x log-loss) or nll")
+    p.add_argument("--nll-weight", type=float, default=0.1, help="log-loss term of the accuracy objective (0: pure)")
     p.add_argument("--seed", type=int, default=0, help="differential evolution's seed")
     p.add_argument("--tta", nargs="?", const="18", metavar="VIEWS", help="members' probabilities over TTA views")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

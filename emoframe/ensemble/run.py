@@ -24,7 +24,7 @@ import numpy as np
 
 from emoframe.ensemble.files import EnsembleSpec, MemberEntry, write_ensemble
 from emoframe.ensemble.members import check_same_examples, is_probability_file, member_probabilities, resolve_device
-from emoframe.ensemble.weights import WeightSearch, combine, search_weights
+from emoframe.ensemble.weights import NLL_WEIGHT, WeightSearch, combine, search_weights
 from emoframe.errors import RecipeError
 from emoframe.eval.probabilities import ProbabilityFile, save_probabilities, score
 from emoframe.eval.reports import write_rows
@@ -75,6 +75,7 @@ def run_ensemble(
     views: Sequence[TTATransform] | None = None,
     device: str = "auto",
     command: str | None = None,
+    nll_weight: float = NLL_WEIGHT,
 ) -> EnsembleResult:
     """Weights for ``members`` (checkpoints or probability files) on validation, the comparison on test, the file."""
     if not members:
@@ -85,6 +86,10 @@ def run_ensemble(
     (output / "members").mkdir(parents=True, exist_ok=True)
     target = resolve_device(device)
     paths = [Path(m) for m in members]
+    for path in paths:  # before any member is evaluated
+        if not path.is_file():
+            kind = "Probability file" if is_probability_file(path) else "Checkpoint"
+            raise RecipeError(f"{kind} not found: {path}")
     names: list[str] = []
     loaded: list[ProbabilityFile] = []
     entries: list[tuple[Path | None, Path | None]] = []  # (checkpoint, probabilities file)
@@ -109,7 +114,7 @@ def run_ensemble(
     check_same_examples(loaded, names, SPLITS)
     labels = {s: loaded[0].splits[s].labels for s in SPLITS}
     stacks = {s: np.stack([p.splits[s].probs for p in loaded]) for s in SPLITS}
-    search = search_weights(list(stacks["val"]), labels["val"], objective=objective, seed=seed)  # type: ignore[arg-type]
+    search = search_weights(list(stacks["val"]), labels["val"], objective=objective, seed=seed, nll_weight=nll_weight)  # type: ignore[arg-type]
 
     rows: list[dict[str, Any]] = []
     for i, n in enumerate(names):
@@ -130,6 +135,7 @@ def run_ensemble(
     spec_members = tuple(MemberEntry(c, float(w), p) for (c, p), w in zip(entries, search.weights))
     search_info = {
         "objective": search.objective,
+        "nll_weight": nll_weight if search.objective == "accuracy" else None,
         "seed": search.seed,
         "method": search.method,
         "val_accuracy": round(search.val_accuracy, 6),
@@ -157,8 +163,8 @@ def _markdown(
     lines = [
         "# Ensemble",
         "",
-        f"{when}. Weights by `scipy.optimize.differential_evolution` on the validation split (objective "
-        f"`{search.objective}`, seed {search.seed}, {search.evaluations} evaluations; kept: {search.method}); "
+        f"{when}. Weights by `scipy.optimize.differential_evolution` on the validation split (minimising "
+        f"{search.describe()}, seed {search.seed}, {search.evaluations} evaluations; kept: {search.method}); "
         f"TTA: {describe_views(views) if views else 'none'}. Ensemble file: `{ensemble_file.name}`.",
         "",
     ]
