@@ -49,11 +49,17 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def split_loader(datamodule: Any, split: str) -> Any:
-    """The DataLoader of ``split`` (``val``, ``test``, ``predict``) of a built datamodule, set up for it."""
+    """The DataLoader of ``split`` (``val``, ``test``, ``predict``) of a built datamodule, set up for it: every
+    example, in order (no distributed sampler)."""
     if split not in STAGES:
         raise RecipeError(f"split: expected one of {', '.join(STAGES)}, got {split!r}")
     datamodule.setup(STAGES[split])
-    return getattr(datamodule, f"{'train' if split == 'train' else split}_dataloader")()
+    trainer = getattr(datamodule, "trainer", None)
+    datamodule.trainer = None  # one process reads the whole split, even inside a DDP run's rank 0
+    try:
+        return getattr(datamodule, f"{split}_dataloader")()
+    finally:
+        datamodule.trainer = trainer
 
 
 def frame_task(task: Any, where: Path | str) -> FrameClassifier:
