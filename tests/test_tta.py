@@ -104,3 +104,16 @@ def test_view_sets_and_one_line_errors() -> None:
     for bad, message in (("19", "1 to 18"), ("[{shear: 3}]", "unknown key 'shear'"), ("fancy", "expected a number")):
         with pytest.raises(RecipeError, match=message):
             parse_tta(bad)
+
+
+def test_the_recipes_test_and_predict_sections_give_the_default_views() -> None:
+    from emoframe.builder import stage_tta
+
+    cfg = {"test": {"tta": "flip"}, "predict": {"writer": {"name": "class_probabilities"}, "tta": 6}}
+    assert stage_tta(cfg, "test") == PAPER_TTA[:2] and stage_tta(cfg, "predict") == PAPER_TTA[:6]
+    assert stage_tta(cfg, "test", "ten_crop") == TEN_CROP, "the command line wins"
+    assert stage_tta({}, "test") is None and stage_tta(cfg, "test", "1") is None  # one identity view: no TTA
+    with pytest.raises(RecipeError, match="Unknown key test.views"):
+        stage_tta({"test": {"views": 2}}, "test")
+    with pytest.raises(RecipeError, match=r"predict.tta: expected 1 to 18"):
+        stage_tta({"predict": {"tta": 40}}, "predict")
