@@ -42,6 +42,7 @@ from emoframe.registry import (
     load_plugins,
 )
 from emoframe.tasks.base import Task
+from emoframe.tta import TTATransform, parse_tta
 
 TRAINER_INJECTED = ("callbacks", "logger", "default_root_dir")
 
@@ -82,6 +83,19 @@ def _data_inputs(
             "add data.features, e.g. data.features='[{name: hog}, {name: landmarks68}]'"
         )
     return {"feature_dim": feature_dim}
+
+
+def backbone_inputs(datamodule: Any, backbone_cfg: Any) -> dict[str, Any]:
+    """What the builder derives for the backbone ``backbone_cfg`` from the data: ``in_chans``, and the data's
+    per-channel ``input_mean``/``input_std`` (``data.image.mean``/``std``) when the backbone's signature names
+    them (``dlib_resnet`` undoes the data's normalisation and applies dlib's own). A recipe value wins."""
+    spec = datamodule if isinstance(datamodule, DataSpec) else DataSpec.of(datamodule)
+    out: dict[str, Any] = {"in_chans": int(getattr(datamodule, "channels", spec.channels))}
+    target, _ = BACKBONES.resolve(backbone_cfg, "model.backbone")
+    named = accepted_parameters(target) or set()  # not given to an untyped **kwargs
+    if spec.mean is not None and spec.std is not None and {"input_mean", "input_std"} <= named:
+        out["input_mean"], out["input_std"] = list(spec.mean), list(spec.std)
+    return out
 
 
 def temporal_spec(target: Any, given: Any) -> dict[str, Any] | None:
@@ -130,7 +144,7 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
     provided = tuple(k for k in TASK_INJECTED if params is None or k in params)
     check_arguments(target, {**task_args, **data_inputs}, "model", provided=provided)  # before head_in_features
     temporal = temporal_spec(target, temporal_cfg)
-    backbone = BACKBONES.build(backbone_cfg, "model.backbone", in_chans=getattr(datamodule, "channels", 3))
+    backbone = BACKBONES.build(backbone_cfg, "model.backbone", **backbone_inputs(datamodule, backbone_cfg))
     num_features = getattr(backbone, "num_features", None)
     if not isinstance(num_features, int):
         raise RecipeError("model.backbone: the backbone must expose an int attribute 'num_features'")
@@ -318,6 +332,29 @@ def check_optimizer(task: Task) -> None:
         raise RecipeError(f"optimizer: {err}") from None
 
 
+STAGE_KEYS = {"test": ("tta",), "predict": ("writer", "tta")}
+"""What the ``test:`` and ``predict:`` sections of a recipe take."""
+
+
+def stage_tta(cfg: dict[str, Any], stage: str, given: Any = None) -> tuple[TTATransform, ...] | None:
+    """The TTA views of ``emoframe test``/``predict``: ``given`` (``--tta``), else the recipe's ``<stage>.tta``
+    (``test: {tta: paper}``), else none. An unknown key of the section or bad views fail in one line."""
+    section = cfg.get(stage) or {}
+    if not isinstance(section, dict):
+        raise RecipeError(f"{stage}: expected a mapping like {{tta: paper}}, got {section!r}")
+    known = STAGE_KEYS.get(stage, ())
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise RecipeError(f"Unknown key {stage}.{unknown[0]}: the {stage}: section takes {', '.join(known)}")
+    if given is not None:
+        views = parse_tta(given, "--tta")
+    elif section.get("tta") is not None:
+        views = parse_tta(section["tta"], f"{stage}.tta")
+    else:
+        return None
+    return None if views == (TTATransform(),) else views
+
+
 def check(cfg: dict[str, Any]) -> None:
     """Build everything ``fit`` builds (datamodule, task, optimizers, trainer, callbacks, loggers) and discard it.
 
@@ -326,6 +363,8 @@ def check(cfg: dict[str, Any]) -> None:
     """
     load_plugins(list(cfg.get("imports") or []))
     seed_of(cfg)
+    for stage in STAGE_KEYS:
+        stage_tta(cfg, stage)
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, datamodule, for_training=True)
     check_optimizer(task)

@@ -121,17 +121,22 @@ def run_dir_of_checkpoint(ckpt: Path) -> Path | None:
 
 
 def load_backbone(
-    checkpoint: Checkpoint, spec: Mapping[str, Any] | None, in_chans: int, trained_channels: Any = None
+    checkpoint: Checkpoint,
+    spec: Mapping[str, Any] | None,
+    in_chans: int,
+    trained_channels: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """The backbone ``spec`` (the recipe's ``model.backbone``) with the checkpoint's ``backbone.*`` weights, in
     eval mode; the spec's own ``weights:`` file is not read. ``trained_channels`` names the data the
-    checkpoint was trained on in a shape-mismatch error."""
+    checkpoint was trained on in a shape-mismatch error; ``inputs`` are further builder-derived arguments
+    (``builder.backbone_inputs``: the data's ``input_mean``/``input_std``), given to backbones that take them."""
     ckpt = checkpoint.path
     spec = dict(spec or {})
     if not spec:
         raise RecipeError(f"{ckpt}: its recipe's task has no model.backbone, so there is no penultimate layer to read")
     spec.pop("weights", None)  # the checkpoint's weights replace any pretrained start
-    backbone = BACKBONES.build(spec, "model.backbone", in_chans=in_chans)
+    backbone = BACKBONES.build(spec, "model.backbone", **{**dict(inputs or {}), "in_chans": in_chans})
     state = {k.removeprefix("backbone."): v for k, v in checkpoint.state_dict.items() if k.startswith("backbone.")}
     if not state:
         raise WeightsError(f"{ckpt}: no backbone.* tensors in its state_dict (not a checkpoint of an emoframe task?)")

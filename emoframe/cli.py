@@ -1,4 +1,4 @@
-"""`emoframe fit | validate | test | predict | export | extract | svm | sweep | list | config`.
+"""`emoframe fit | validate | test | predict | export | extract | ensemble | svm | sweep | list | config`.
 
 Recipe errors, data errors and weight errors end the command with one line on stderr and exit 2.
 """
@@ -105,10 +105,15 @@ def remove_unstarted_run(run_dir: Path, fresh: bool, global_zero: bool = True) -
 
 
 def _evaluate(ns: argparse.Namespace, stage: str) -> None:
-    from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
+    from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint, stage_tta
     from emoframe.checkpoints import check_fits, read_checkpoint
+    from emoframe.ensemble.files import is_ensemble_file
 
+    if ns.ckpt and is_ensemble_file(ns.ckpt):
+        return _evaluate_ensemble(ns, stage)
+    tta_flag, save_probs = getattr(ns, "tta", None), getattr(ns, "save_probs", None)
     cfg = _load(ns.recipe, ns.overrides, ns.ckpt)
+    views = stage_tta(cfg, stage, tta_flag) if stage in ("test", "predict") else None
     ckpt = find_checkpoint(cfg, ns.ckpt) if ns.ckpt else None
     checkpoint = read_checkpoint(ckpt) if ckpt else None  # a bad file fails here, in one line
     trained_in = run_dir_of_checkpoint(ckpt) if ckpt else None
@@ -125,6 +130,16 @@ def _evaluate(ns: argparse.Namespace, stage: str) -> None:
     if stage == "predict":
         path = Path(ns.output) if ns.output else built.run_dir / "predict" / "predictions.csv"
         writer = prediction_writer(cfg, built.task, path)
+        if views:  # outside Lightning's loop: the task wrapped in emoframe.tta.TTA
+            from emoframe.ensemble.evaluate import predict_with_tta
+            from emoframe.ensemble.members import resolve_device
+
+            if checkpoint is not None:
+                built.task.load_state_dict(dict(checkpoint.state_dict))
+                built.task.on_load_checkpoint(dict(checkpoint.payload))
+            predict_with_tta(built.task, built.datamodule, views, writer, resolve_device(ns.device))
+            print(f"Predictions: {path} (TTA: {len(views)} views)")
+            return
         built.trainer.callbacks.append(writer)
         outputs = built.trainer.predict(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path)
         if built.trainer.is_global_zero:
@@ -138,6 +153,77 @@ def _evaluate(ns: argparse.Namespace, stage: str) -> None:
         print(f"Reports: {built.task.report_dir}")
         for key, value in sorted(results[0].items()):
             print(f"{key}\t{value:.4f}")
+    if stage == "test" and (views or save_probs) and built.trainer.is_global_zero:
+        _test_extras(ns, built, views, ckpt)
+
+
+def _test_extras(ns: argparse.Namespace, built: Any, views: Any, ckpt: Path | None) -> None:
+    """``test --tta``: the test split without and with TTA (``test_tta.csv``); ``--save-probs``: the probabilities."""
+    from emoframe.ensemble.evaluate import save_test_probabilities, tta_comparison
+    from emoframe.ensemble.members import resolve_device
+    from emoframe.eval.probabilities import probabilities_path
+
+    device = resolve_device(ns.device)
+    known = None
+    if views:
+        rows, found = tta_comparison(built.task, built.datamodule, views, built.task.report_dir, device)
+        for row, prefix in zip(rows, ("test_plain", "test_tta")):
+            for key in ("acc", "macro_f1"):
+                print(f"{prefix}/{key}\t{row[key]:.4f}")
+        print(f"TTA report: {built.task.report_dir / 'test_tta.csv'} ({rows[1]['tta']})")
+        known = {"test": found["tta"]}
+    if ns.save_probs:
+        path = probabilities_path(ns.save_probs)
+        meta = {"checkpoint": str(ckpt.resolve()) if ckpt else None}
+        save_test_probabilities(built.task, built.datamodule, path, views, device, meta, known)
+        print(f"Probabilities: {path}")
+
+
+def _evaluate_ensemble(ns: argparse.Namespace, stage: str) -> None:
+    """``test``/``predict --ckpt x.ensemble.yaml``: the ensemble on the test/predict split of its members' data."""
+    from emoframe.callbacks.writers import ClassProbabilities
+    from emoframe.ensemble.evaluate import predict_ensemble, test_ensemble
+    from emoframe.ensemble.members import resolve_device
+    from emoframe.registry import RecipeError
+
+    if stage == "validate":
+        raise RecipeError("validate: an ensemble file has no single model to validate; use emoframe test --ckpt")
+    if ns.recipe:
+        raise RecipeError(f"{ns.recipe}: an ensemble's members bring their own recipes; give key=value overrides only")
+    if getattr(ns, "tta", None) or getattr(ns, "save_probs", None):
+        raise RecipeError("--tta/--save-probs: an ensemble file records its own TTA views (emoframe ensemble --tta)")
+    device = resolve_device(ns.device)
+    where = Path(ns.ckpt).parent
+    if stage == "predict":
+        path = Path(ns.output) if ns.output else where / "predict" / "predictions.csv"
+        predict_ensemble(ns.ckpt, ns.overrides, ClassProbabilities(str(path)), device)
+        print(f"Predictions: {path}")
+        return
+    report_dir = (Path(ns.output) if ns.output else where) / "test"
+    result, _ = test_ensemble(ns.ckpt, ns.overrides, report_dir, device)
+    print(f"Reports: {report_dir}")
+    for key, value in sorted(result.items()):
+        print(f"test/{key}\t{value:.4f}")
+
+
+def cmd_ensemble(ns: argparse.Namespace) -> None:
+    from emoframe.ensemble.run import run_ensemble
+    from emoframe.tta import parse_tta
+
+    members = [a for a in ns.args if "=" not in a]
+    overrides = [a for a in ns.args if "=" in a]
+    output = Path(ns.output) if ns.output else Path("runs") / "ensemble" / ns.name
+    views = parse_tta(ns.tta) if ns.tta else None
+    command = "emoframe ensemble " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["ensemble"] else None
+    result = run_ensemble(
+        members, output, ns.name, overrides, ns.objective, ns.seed, views, ns.device, command, ns.nll_weight
+    )
+    for row in result.rows:
+        figures = "  ".join(f"{k}={row[k]:.4f}" for k in ("val_acc", "test_acc", "test_macro_f1") if row[k] is not None)
+        weight = "" if row["weight"] is None else f"w={row['weight']:.3f}"
+        print(f"{row['model']:<40} {weight:<8} {figures}")
+    print(f"Report: {result.report}")
+    print(f"Ensemble: {result.ensemble_file}")
 
 
 def prediction_writer(cfg: dict[str, Any], task: Any, path: Path) -> Any:
@@ -146,9 +232,9 @@ def prediction_writer(cfg: dict[str, Any], task: Any, path: Path) -> Any:
     from emoframe.registry import CALLBACKS, RecipeError
 
     section = cfg.get("predict") or {}
-    unknown = sorted(set(section) - {"writer"})
+    unknown = sorted(set(section) - {"writer", "tta"})
     if unknown:
-        raise RecipeError(f"Unknown key predict.{unknown[0]}: the predict: section takes writer: {{name: ...}}")
+        raise RecipeError(f"Unknown key predict.{unknown[0]}: the predict: section takes writer: {{name: ...}}, tta")
     spec = section.get("writer") or {"name": task.prediction_writer}
     writer = CALLBACKS.build(spec, "predict.writer", path=str(path))
     if not isinstance(writer, PredictionWriter):
@@ -170,7 +256,7 @@ def cmd_export(ns: argparse.Namespace) -> None:
 
 
 def cmd_extract(ns: argparse.Namespace) -> None:
-    from emoframe.builder import build_datamodule
+    from emoframe.builder import backbone_inputs, build_datamodule
     from emoframe.checkpoints import (
         find_checkpoint,
         load_backbone,
@@ -212,7 +298,8 @@ def cmd_extract(ns: argparse.Namespace) -> None:
     model = cfg.get("model") or {}
     channels = int(getattr(datamodule, "channels", 3))
     trained_channels = (trained_data.get("image") or {}).get("channels")
-    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_channels)
+    inputs = backbone_inputs(datamodule, model["backbone"]) if model.get("backbone") else None
+    backbone = load_backbone(checkpoint, model.get("backbone"), channels, trained_channels, inputs)
     source = {
         "checkpoint": {"path": str(ckpt.resolve()), "sha256": checkpoint.sha256()},
         "backbone": model.get("backbone"),
@@ -326,6 +413,18 @@ def make_parser() -> argparse.ArgumentParser:
         recipe_args(p)
         p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
         p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
+        p.add_argument("--device", default="auto", help="--tta, --save-probs, ensembles: auto, cpu, cuda, cuda:N")
+        if stage != "validate":
+            p.add_argument(
+                "--tta",
+                nargs="?",
+                const="18",
+                metavar="VIEWS",
+                help="average probabilities over views: 1-18 of the paper's set (default 18), flip, paper, ten_crop, "
+                "a+b, or a YAML list (default: the recipe's test.tta / predict.tta)",
+            )
+        if stage == "test":
+            p.add_argument("--save-probs", metavar="PATH", help="write val and test probabilities (.probs.npz)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
     p = sub.add_parser("export", help="a checkpoint as ONNX or TorchScript, checked against PyTorch at export")
     p.add_argument("args", nargs="*", metavar="key=value", help="overrides of the parity check's data (data.root=...)")
@@ -346,6 +445,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--overwrite", action="store_true", help="extract again even if a split file is complete")
     p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("ensemble", help="weights of a weighted ensemble by differential evolution, its report and file")
+    p.add_argument(
+        "args", nargs="*", metavar="MEMBER [key=value ...]", help="checkpoints or .probs.npz, then overrides"
+    )
+    p.add_argument("--output", help="folder for the report and the ensemble file (default runs/ensemble/<name>)")
+    p.add_argument("--name", default="ensemble", help="the ensemble file is <output>/<name>.ensemble.yaml")
+    p.add_argument("--objective", default="accuracy", help="accuracy (Kumari's, + nll-weight x log-loss) or nll")
+    p.add_argument("--nll-weight", type=float, default=0.1, help="log-loss term of the accuracy objective (0: pure)")
+    p.add_argument("--seed", type=int, default=0, help="differential evolution's seed")
+    p.add_argument("--tta", nargs="?", const="18", metavar="VIEWS", help="members' probabilities over TTA views")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.set_defaults(func=cmd_ensemble)
     p = sub.add_parser("svm", help="fit clip SVMs on extracted features (or --predict scores)")
     recipe_args(p)
     p.add_argument("--predict", action="store_true", help="write per-clip scores with a fitted model")

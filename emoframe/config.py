@@ -31,7 +31,10 @@ TOP_LEVEL_KEYS = (
     "callbacks",
     "loggers",
     "predict",
+    "test",
 )
+TEST_KEYS = ("tta",)
+"""``test:``: ``tta`` (views as ``emoframe test --tta`` takes them), used when the command line gives none."""
 SVM_TOP_LEVEL_KEYS = ("seed", "run", "features", "splits", "svm")
 """The sections of an ``emoframe svm`` recipe (no datamodule, model or trainer: see emoframe.clipsvm.run)."""
 

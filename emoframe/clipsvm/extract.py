@@ -17,7 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def run_extract(
         "checkpoint": source.get("checkpoint"),
         "backbone": source.get("backbone"),
         "data": source.get("data"),
-        "tta": [asdict(t) for t in transforms],
+        "tta": [t.settings() for t in transforms],
         "class_names": list(getattr(datamodule, "class_names", [])),
     }
     base_meta = json.loads(json.dumps(base_meta))  # as it will read back from the file (tuples become lists)

@@ -197,3 +197,36 @@ def test_builds_a_frame_classifier_on_fer2013_with_the_head_sized_from_it(fer201
         assert task(x[:4]).shape == (4, 7)
     trainable = [n for n, p in task.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("head.") for n in trainable)
+
+
+def test_the_builder_gives_dlib_resnet_the_datas_mean_and_std(fer2013_zip: Path, tmp_path: Path) -> None:
+    """data.image.mean/std reach dlib_resnet (input_mean/input_std), so it sees dlib's (pixel - mean) / 256 whatever
+    the data's normalisation: the same raw faces under two normalisations give the same features; a recipe's own
+    input_mean wins, and the data's values travel to load_model and extract through the same builder function."""
+    import emoframe
+    from emoframe.builder import DataSpec, backbone_inputs, build_datamodule, build_task
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "fer2013_small_cnn.yaml"
+    base = [f"data.root={fer2013_zip}", f"run.dir={tmp_path}", "data.subset=16"]
+    tasks, batches = [], []
+    for mean, std in ((0.5, 0.5), (0.2, 0.3)):
+        cfg = emoframe.load_recipe(recipe, [*base, f"data.image.mean={mean}", f"data.image.std={std}"])
+        cfg["model"]["backbone"] = {"name": "dlib_resnet", "stage": 2}
+        dm = build_datamodule(cfg)
+        task = build_task(cfg, dm).eval()
+        assert task.backbone.input_mean == [mean] and task.backbone.input_std == [std]
+        dm.setup("test")
+        batches.append(next(iter(dm.test_dataloader()))[0][:4])
+        tasks.append(task)
+    assert not torch.allclose(batches[0], batches[1])
+    raw = DlibResNet(stage=2, input_mean=0.0, input_std=1 / 255).eval()
+    raw.load_state_dict(tasks[0].backbone.state_dict())
+    pixels = (batches[0] * 0.5 + 0.5) * 255
+    with torch.no_grad():
+        a, b = tasks[0].backbone(batches[0]), tasks[1].backbone(batches[1])
+        assert torch.allclose(a, b, atol=1e-4) and torch.allclose(a, raw(pixels), atol=1e-4)
+    spec = DataSpec.of(dm)
+    assert backbone_inputs(spec, {"name": "dlib_resnet"})["input_mean"] == [0.2]
+    assert "input_mean" not in backbone_inputs(spec, {"name": "small_cnn"})
+    cfg["model"]["backbone"] = {"name": "dlib_resnet", "stage": 2, "input_mean": 0.0, "input_std": 1.0}
+    assert build_task(cfg, spec).backbone.input_mean == 0.0  # the recipe's value wins
