@@ -231,7 +231,9 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
     return base / f"version_{max(versions, default=-1) + 1}"
 
 
-def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
+def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str, resume_epoch: int | None = None) -> pl.Trainer:
+    """The Trainer of a stage, with the recipe's callbacks and loggers; ``resume_epoch`` (the checkpoint's epoch,
+    for ``fit --resume``) lets the loggers continue the run's CSV file and W&B run."""
     trainer_cfg = dict(cfg.get("trainer") or {})
     check_arguments(pl.Trainer, trainer_cfg, "trainer", provided=TRAINER_INJECTED)
     for key in TRAINER_INJECTED:
@@ -248,9 +250,14 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
                 checkpoints = str(run_dir / "checkpoints")
                 callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
     log_dir = run_dir if stage == "fit" else run_dir / stage
+    resumed = {"resume_epoch": resume_epoch} if stage == "fit" and resume_epoch is not None else {}
     loggers = [
         LOGGERS.build(
-            spec, f"loggers.{key}", save_dir=str(log_dir), name=f"{(cfg.get('run') or {}).get('name')}-{stage}"
+            spec,
+            f"loggers.{key}",
+            save_dir=str(log_dir),
+            name=f"{(cfg.get('run') or {}).get('name')}-{stage}",
+            **resumed,
         )
         for key, spec in _mapping(cfg, "loggers").items()
         if spec
@@ -333,8 +340,11 @@ def check(cfg: dict[str, Any]) -> None:
         build_trainer(cfg, Path(tmp), "fit")
 
 
-def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, resuming: bool = False) -> Built:
-    """Everything a stage needs, constructed and checked before any data is read."""
+def build(
+    cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, resume_epoch: int | None = None
+) -> Built:
+    """Everything a stage needs, constructed and checked before any data is read; ``resume_epoch``: the epoch of
+    the checkpoint a ``fit --resume`` continues from."""
     load_plugins(list(cfg.get("imports") or []))
     pl.seed_everything(seed_of(cfg), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -343,9 +353,9 @@ def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, 
         check_optimizer(task)
     run_dir = run_dir or new_run_dir(cfg)
     trainer_cfg = cfg
-    if resuming:  # the sanity check would draw from the restored generators before the next epoch does
+    if resume_epoch is not None:  # the sanity check would draw from the restored generators before the next epoch does
         trainer_cfg = {**cfg, "trainer": {**(cfg.get("trainer") or {}), "num_sanity_val_steps": 0}}
-    trainer = build_trainer(trainer_cfg, run_dir, stage)
+    trainer = build_trainer(trainer_cfg, run_dir, stage, resume_epoch)
     task.report_dir = run_dir / stage
     if trainer.is_global_zero:
         if stage == "fit":
