@@ -62,7 +62,11 @@ def _section(cfg: dict[str, Any], key: str, required: bool = True) -> Any:
 
 
 def build_datamodule(cfg: dict[str, Any]) -> pl.LightningDataModule:
-    return DATAMODULES.build(_section(cfg, "data"), "data")
+    datamodule = DATAMODULES.build(_section(cfg, "data"), "data")
+    check_memory = getattr(datamodule, "check_memory", None)
+    if callable(check_memory):  # a batch larger than the machine's memory fails now, in one line
+        check_memory()
+    return datamodule
 
 
 TASK_INJECTED = ("backbone", "temporal", "head", "loss", "class_names", "optimizer", "scheduler")

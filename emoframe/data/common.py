@@ -21,8 +21,9 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
+import annotated_types
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -34,6 +35,16 @@ from emoframe.labels import EMOTIONS
 from emoframe.registry import check_arguments
 
 S = TypeVar("S")
+
+# Sizes a recipe may ask for, bounded so that a typo (``data.fps=1e12``) fails in one line instead of filling memory.
+MAX_FPS = 1000.0
+MAX_FRAMES = 100_000
+"""Frames per window or clip (an hour at 25 fps is 90,000)."""
+MAX_IMAGE_SIZE = 4096
+MAX_BATCH = 65_536
+MAX_WORKERS = 512
+FrameRate = Annotated[float, annotated_types.Interval(gt=0, le=MAX_FPS)]
+FrameCount = Annotated[int, annotated_types.Interval(ge=1, le=MAX_FRAMES)]
 MOVED_KEYS = {
     "batch_size": "loader.batch_size",
     "num_workers": "loader.num_workers",
@@ -78,8 +89,8 @@ def section(cls: type[S], value: Section, key: str, defaults: Mapping[str, Any] 
 class LoaderSettings:
     """``data.loader``: samples per batch and DataLoader worker processes."""
 
-    batch_size: int = 64
-    num_workers: int = 2
+    batch_size: Annotated[int, annotated_types.Interval(ge=1, le=MAX_BATCH)] = 64
+    num_workers: Annotated[int, annotated_types.Interval(ge=0, le=MAX_WORKERS)] = 2
 
     def __post_init__(self) -> None:
         check(is_count(self.batch_size, 1), "loader.batch_size", "an integer >= 1", self.batch_size)
@@ -90,7 +101,7 @@ class LoaderSettings:
 class ImageSettings:
     """``data.image``: what the model sees of each frame: side in pixels, channels, per-channel mean and std."""
 
-    size: int = 48
+    size: Annotated[int, annotated_types.Interval(ge=8, le=MAX_IMAGE_SIZE)] = 48
     channels: int = 1
     mean: float | list[float] = 0.5
     std: float | list[float] = 0.5
@@ -292,6 +303,26 @@ class SplitDataModule(pl.LightningDataModule):
     @property
     def channels(self) -> int:
         return self.image.channels
+
+    @property
+    def frames_per_item(self) -> int:
+        """Frames in one item (a window or clip of a video datamodule; 1 for images)."""
+        return 1
+
+    def check_memory(self) -> None:
+        """One training batch must fit in this machine's memory (float32), or a one-line error naming the keys."""
+        batch = self.loader.batch_size * self.frames_per_item * self.image.channels * self.image.size**2 * 4
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not POSIX: not checked
+            return
+        if batch > total:
+            frames = f" x {self.frames_per_item} frames" if self.frames_per_item > 1 else ""
+            raise DataError(
+                f"data.loader.batch_size: one batch of {self.loader.batch_size}{frames} x {self.image.channels} x "
+                f"{self.image.size}^2 float32 is {batch / 2**30:.1f} GiB, more than this machine's "
+                f"{total / 2**30:.1f} GiB of memory; lower data.loader.batch_size, data.image.size or the frames"
+            )
 
     @property
     def num_workers(self) -> int:
