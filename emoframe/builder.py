@@ -24,6 +24,7 @@ from emoframe.callbacks.resume import RNGState
 from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-exported: checkpoints are found there
 from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
+from emoframe.optim import try_optimizer
 from emoframe.registry import (
     BACKBONES,
     CALLBACKS,
@@ -320,13 +321,10 @@ def seed_of(cfg: dict[str, Any]) -> int:
 
 
 def check_optimizer(task: Task) -> None:
-    """The optimizer's own argument checks (``lr >= 0``, ...) run now, on a stand-in parameter, not at the first step."""
-    if task.optimizer_factory is None:
-        return
-    try:
-        task.optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"optimizer: {err}") from None
+    """The optimizer's and schedule's own argument checks (``lr >= 0``, betas, ...) run now, on a stand-in
+    parameter, not at the first step (later phases' optimizers, e.g. ``freeze_unfreeze``'s, check theirs when
+    their callback is built)."""
+    try_optimizer(task.optimizer_factory, task.scheduler_factory, "optimizer", "scheduler")
 
 
 def check(cfg: dict[str, Any]) -> None:
