@@ -31,6 +31,7 @@ class SmallCNN(nn.Module):
         convs_per_stage: int = 2,
         drop_rate: Probability = 0.0,
         weights: str | None = None,
+        partial_weights: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -45,7 +46,7 @@ class SmallCNN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if weights:
-            load_pretrained(self, weights)
+            load_pretrained(self, weights, partial=partial_weights, flag="model.backbone.partial_weights")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.features(x))
