@@ -298,18 +298,45 @@ def _mapping(cfg: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 MAX_CPU_PROCESSES_PER_CORE = 4
+MAX_NODES = 4096
+
+
+def device_count(devices: Any) -> int | None:
+    """How many devices ``trainer.devices`` asks for (``3``, ``"3"``, ``"0,1"``, ``[0, 1]``); None for auto / -1."""
+    if isinstance(devices, bool):
+        return None
+    if isinstance(devices, int):
+        return devices if devices >= 0 else None
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text.lstrip("-").isdigit():
+            return int(text) if int(text) >= 0 else None
+        if "," in text:
+            return len([d for d in text.split(",") if d.strip()])
+        return None
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    return None
 
 
 def check_trainer_values(trainer_cfg: dict[str, Any]) -> None:
-    """Values Lightning accepts but that cannot run here: a CPU run asking for far more processes than cores."""
+    """Values Lightning accepts but that cannot run here: more processes than the machine can hold (a CPU run
+    asking for far more processes than cores, more GPUs than present, thousands of nodes)."""
     devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator", "auto"))
+    count = device_count(devices)
     cores = os.cpu_count() or 1
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if on_cpu and isinstance(devices, int) and devices > MAX_CPU_PROCESSES_PER_CORE * cores:
+    if on_cpu and count is not None and count > MAX_CPU_PROCESSES_PER_CORE * cores:
         raise RecipeError(
             f"trainer.devices: {devices} CPU processes on a {cores}-core machine; "
             f"expected at most {MAX_CPU_PROCESSES_PER_CORE * cores} (or a GPU accelerator)"
         )
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not on_cpu and accelerator in ("auto", "gpu", "cuda") and count is not None and gpus and count > gpus:
+        raise RecipeError(f"trainer.devices: {devices} GPUs asked for; this machine has {gpus}")
+    nodes = trainer_cfg.get("num_nodes", 1)
+    if isinstance(nodes, int) and not isinstance(nodes, bool) and not 1 <= nodes <= MAX_NODES:
+        raise RecipeError(f"trainer.num_nodes: expected an integer from 1 to {MAX_NODES}, got {nodes}")
 
 
 def seed_of(cfg: dict[str, Any]) -> int:

@@ -261,6 +261,9 @@ NonNegative = Annotated[float, annotated_types.Ge(0)]
 Positive = Annotated[float, annotated_types.Gt(0)]
 PositiveInt = Annotated[int, annotated_types.Ge(1)]
 Probability = Annotated[float, annotated_types.Interval(ge=0, le=1)]
+MAX_WIDTH = 65_536
+Width = Annotated[int, annotated_types.Interval(ge=1, le=MAX_WIDTH)]
+"""A layer's width (channels, hidden units): >= 1, and bounded so a typo cannot ask for terabytes of weights."""
 
 CONSTRAINTS: dict[type, tuple[str, str, Callable[[Any, Any], bool]]] = {
     annotated_types.Gt: ("gt", ">", lambda v, b: v > b),
