@@ -62,6 +62,20 @@ def _section(cfg: dict[str, Any], key: str, required: bool = True) -> Any:
     return value
 
 
+MAPPING_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "callbacks", "loggers")
+
+
+def check_sections(cfg: dict[str, Any]) -> None:
+    """The top-level sections are mappings (or absent/null) and ``imports`` a list of module names."""
+    for key in MAPPING_SECTIONS:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise RecipeError(f"{key}: expected a mapping (a '{key}:' section of keys), got {value!r}")
+    imports = cfg.get("imports")
+    if imports is not None and not (isinstance(imports, list) and all(isinstance(m, str) for m in imports)):
+        raise RecipeError(f"imports: expected a list of module names, got {imports!r}")
+
+
 def build_datamodule(cfg: dict[str, Any]) -> pl.LightningDataModule:
     datamodule = DATAMODULES.build(_section(cfg, "data"), "data")
     check_memory = getattr(datamodule, "check_memory", None)
@@ -253,7 +267,10 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str, resume_epoch: 
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
                 check_monitor_mode(spec, where)
                 checkpoints = str(run_dir / "checkpoints")
-                callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
+                try:
+                    callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
+                except MisconfigurationException as err:  # Lightning's own checks (a ModelCheckpoint or EarlyStopping)
+                    raise RecipeError(f"{where}: {str(err).strip().splitlines()[0]}") from None
     log_dir = run_dir if stage == "fit" else run_dir / stage
     resumed = {"resume_epoch": resume_epoch} if stage == "fit" and resume_epoch is not None else {}
     loggers = [
@@ -360,6 +377,7 @@ def check(cfg: dict[str, Any]) -> None:
     No run directory, recipe file or logger run is created: this is ``emoframe config``'s validation, the
     same as ``fit``'s because it is the same code.
     """
+    check_sections(cfg)
     load_plugins(list(cfg.get("imports") or []))
     seed_of(cfg)
     datamodule = build_datamodule(cfg)
@@ -374,6 +392,7 @@ def build(
 ) -> Built:
     """Everything a stage needs, constructed and checked before any data is read; ``resume_epoch``: the epoch of
     the checkpoint a ``fit --resume`` continues from."""
+    check_sections(cfg)
     load_plugins(list(cfg.get("imports") or []))
     pl.seed_everything(seed_of(cfg), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
