@@ -62,7 +62,7 @@ def _section(cfg: dict[str, Any], key: str, required: bool = True) -> Any:
     return value
 
 
-MAPPING_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "callbacks", "loggers")
+MAPPING_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "trainer")  # callbacks, loggers: _mapping
 
 
 def check_sections(cfg: dict[str, Any]) -> None:
