@@ -25,6 +25,7 @@ from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-export
 from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
 from emoframe.launch import RUN_DIR_ENV, run_dir_for
+from emoframe.optim import try_optimizer
 from emoframe.registry import (
     BACKBONES,
     CALLBACKS,
@@ -62,8 +63,26 @@ def _section(cfg: dict[str, Any], key: str, required: bool = True) -> Any:
     return value
 
 
+MAPPING_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "trainer")  # callbacks, loggers: _mapping
+
+
+def check_sections(cfg: dict[str, Any]) -> None:
+    """The top-level sections are mappings (or absent/null) and ``imports`` a list of module names."""
+    for key in MAPPING_SECTIONS:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise RecipeError(f"{key}: expected a mapping (a '{key}:' section of keys), got {value!r}")
+    imports = cfg.get("imports")
+    if imports is not None and not (isinstance(imports, list) and all(isinstance(m, str) for m in imports)):
+        raise RecipeError(f"imports: expected a list of module names, got {imports!r}")
+
+
 def build_datamodule(cfg: dict[str, Any]) -> pl.LightningDataModule:
-    return DATAMODULES.build(_section(cfg, "data"), "data")
+    datamodule = DATAMODULES.build(_section(cfg, "data"), "data")
+    check_memory = getattr(datamodule, "check_memory", None)
+    if callable(check_memory):  # a batch larger than the machine's memory fails now, in one line
+        check_memory()
+    return datamodule
 
 
 TASK_INJECTED = ("backbone", "temporal", "head", "loss", "class_names", "optimizer", "scheduler")
@@ -242,7 +261,9 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
     return run_dir_for(base, None if version is None else str(version))
 
 
-def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
+def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str, resume_epoch: int | None = None) -> pl.Trainer:
+    """The Trainer of a stage, with the recipe's callbacks and loggers; ``resume_epoch`` (the checkpoint's epoch,
+    for ``fit --resume``) lets the loggers continue the run's CSV file and W&B run."""
     trainer_cfg = dict(cfg.get("trainer") or {})
     check_arguments(pl.Trainer, trainer_cfg, "trainer", provided=TRAINER_INJECTED)
     for key in TRAINER_INJECTED:
@@ -260,11 +281,19 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str) -> pl.Trainer:
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
                 check_monitor_mode(spec, where)
                 checkpoints = str(run_dir / "checkpoints")
-                callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
+                try:
+                    callbacks.append(CALLBACKS.build(spec, where, dirpath=checkpoints, recipe_key=where))
+                except MisconfigurationException as err:  # Lightning's own checks (a ModelCheckpoint or EarlyStopping)
+                    raise RecipeError(f"{where}: {str(err).strip().splitlines()[0]}") from None
     log_dir = run_dir if stage == "fit" else run_dir / stage
+    resumed = {"resume_epoch": resume_epoch} if stage == "fit" and resume_epoch is not None else {}
     loggers = [
         LOGGERS.build(
-            spec, f"loggers.{key}", save_dir=str(log_dir), name=f"{(cfg.get('run') or {}).get('name')}-{stage}"
+            spec,
+            f"loggers.{key}",
+            save_dir=str(log_dir),
+            name=f"{(cfg.get('run') or {}).get('name')}-{stage}",
+            **resumed,
         )
         for key, spec in _mapping(cfg, "loggers").items()
         if spec
@@ -300,18 +329,45 @@ def _mapping(cfg: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 MAX_CPU_PROCESSES_PER_CORE = 4
+MAX_NODES = 4096
+
+
+def device_count(devices: Any) -> int | None:
+    """How many devices ``trainer.devices`` asks for (``3``, ``"3"``, ``"0,1"``, ``[0, 1]``); None for auto / -1."""
+    if isinstance(devices, bool):
+        return None
+    if isinstance(devices, int):
+        return devices if devices >= 0 else None
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text.lstrip("-").isdigit():
+            return int(text) if int(text) >= 0 else None
+        if "," in text:
+            return len([d for d in text.split(",") if d.strip()])
+        return None
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    return None
 
 
 def check_trainer_values(trainer_cfg: dict[str, Any]) -> None:
-    """Values Lightning accepts but that cannot run here: a CPU run asking for far more processes than cores."""
+    """Values Lightning accepts but that cannot run here: more processes than the machine can hold (a CPU run
+    asking for far more processes than cores, more GPUs than present, thousands of nodes)."""
     devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator", "auto"))
+    count = device_count(devices)
     cores = os.cpu_count() or 1
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if on_cpu and isinstance(devices, int) and devices > MAX_CPU_PROCESSES_PER_CORE * cores:
+    if on_cpu and count is not None and count > MAX_CPU_PROCESSES_PER_CORE * cores:
         raise RecipeError(
             f"trainer.devices: {devices} CPU processes on a {cores}-core machine; "
             f"expected at most {MAX_CPU_PROCESSES_PER_CORE * cores} (or a GPU accelerator)"
         )
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not on_cpu and accelerator in ("auto", "gpu", "cuda") and count is not None and gpus and count > gpus:
+        raise RecipeError(f"trainer.devices: {devices} GPUs asked for; this machine has {gpus}")
+    nodes = trainer_cfg.get("num_nodes", 1)
+    if isinstance(nodes, int) and not isinstance(nodes, bool) and not 1 <= nodes <= MAX_NODES:
+        raise RecipeError(f"trainer.num_nodes: expected an integer from 1 to {MAX_NODES}, got {nodes}")
 
 
 def seed_of(cfg: dict[str, Any]) -> int:
@@ -323,13 +379,10 @@ def seed_of(cfg: dict[str, Any]) -> int:
 
 
 def check_optimizer(task: Task) -> None:
-    """The optimizer's own argument checks (``lr >= 0``, ...) run now, on a stand-in parameter, not at the first step."""
-    if task.optimizer_factory is None:
-        return
-    try:
-        task.optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"optimizer: {err}") from None
+    """The optimizer's and schedule's own argument checks (``lr >= 0``, betas, ...) run now, on a stand-in
+    parameter, not at the first step (later phases' optimizers, e.g. ``freeze_unfreeze``'s, check theirs when
+    their callback is built)."""
+    try_optimizer(task.optimizer_factory, task.scheduler_factory, "optimizer", "scheduler")
 
 
 STAGE_KEYS = {"test": ("tta",), "predict": ("writer", "tta")}
@@ -361,6 +414,7 @@ def check(cfg: dict[str, Any]) -> None:
     No run directory, recipe file or logger run is created: this is ``emoframe config``'s validation, the
     same as ``fit``'s because it is the same code.
     """
+    check_sections(cfg)
     load_plugins(list(cfg.get("imports") or []))
     seed_of(cfg)
     for stage in STAGE_KEYS:
@@ -372,8 +426,12 @@ def check(cfg: dict[str, Any]) -> None:
         build_trainer(cfg, Path(tmp), "fit")
 
 
-def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, resuming: bool = False) -> Built:
-    """Everything a stage needs, constructed and checked before any data is read."""
+def build(
+    cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, resume_epoch: int | None = None
+) -> Built:
+    """Everything a stage needs, constructed and checked before any data is read; ``resume_epoch``: the epoch of
+    the checkpoint a ``fit --resume`` continues from."""
+    check_sections(cfg)
     load_plugins(list(cfg.get("imports") or []))
     pl.seed_everything(seed_of(cfg), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -382,9 +440,9 @@ def build(cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, 
         check_optimizer(task)
     run_dir = run_dir or new_run_dir(cfg)
     trainer_cfg = cfg
-    if resuming:  # the sanity check would draw from the restored generators before the next epoch does
+    if resume_epoch is not None:  # the sanity check would draw from the restored generators before the next epoch does
         trainer_cfg = {**cfg, "trainer": {**(cfg.get("trainer") or {}), "num_sanity_val_steps": 0}}
-    trainer = build_trainer(trainer_cfg, run_dir, stage)
+    trainer = build_trainer(trainer_cfg, run_dir, stage, resume_epoch)
     task.report_dir = run_dir / stage
     if trainer.is_global_zero:
         if stage == "fit":

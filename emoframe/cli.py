@@ -83,7 +83,8 @@ def cmd_fit(ns: argparse.Namespace) -> None:
         print(f"Resuming from {ckpt}{why}", file=sys.stderr)
     fresh = not run_dir.exists()
     try:
-        built = build(cfg, "fit", run_dir=run_dir, resuming=checkpoint is not None)
+        resume_epoch = int(checkpoint.payload.get("epoch", 0)) if checkpoint is not None else None
+        built = build(cfg, "fit", run_dir=run_dir, resume_epoch=resume_epoch)
         if checkpoint is not None:
             check_fits(checkpoint, built.task)
         print(f"Run directory: {built.run_dir}", file=sys.stderr)

@@ -26,6 +26,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from emoframe.optim import try_optimizer
 from emoframe.registry import CALLBACKS, OPTIMIZERS, SCHEDULERS, RecipeError
 from emoframe.tasks.base import OptimizerFactory, SchedulerFactory, Task
 
@@ -63,6 +64,9 @@ class FreezeUnfreeze(Callback):
         self.scheduler_factory: SchedulerFactory | None = (
             SCHEDULERS.partial(scheduler, f"{where}.scheduler", provided=SCHEDULER_PROVIDED) if scheduler else None
         )
+        # built now on a stand-in parameter: a bad phase-2 optimizer fails at build time (and in `emoframe config`),
+        # not after the frozen epochs have trained
+        try_optimizer(self.optimizer_factory, self.scheduler_factory, f"{where}.optimizer", f"{where}.scheduler")
         self.phase = 1
         self._task: Task | None = None
         self._target: nn.Module | None = None

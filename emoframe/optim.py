@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import annotated_types
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, StepLR
 
-from emoframe.registry import OPTIMIZERS, SCHEDULERS, NonNegative
+from emoframe.registry import OPTIMIZERS, SCHEDULERS, NonNegative, Positive, PositiveInt, Probability, RecipeError
+
+Fraction = Annotated[float, annotated_types.Interval(gt=0, lt=1)]
+"""A factor strictly between 0 and 1 (reduce-on-plateau's)."""
 
 Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
 
@@ -55,7 +59,7 @@ def adamw(
 
 
 @SCHEDULERS.register("poly")
-def poly(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: float = 0.9) -> dict[str, Any]:
+def poly(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: NonNegative = 0.9) -> dict[str, Any]:
     """Polynomial decay to zero over the whole run, per step (Knyazev et al.)."""
 
     def factor(step: int) -> float:
@@ -66,7 +70,11 @@ def poly(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: fl
 
 @SCHEDULERS.register("step")
 def step(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, step_epochs: int = 10, gamma: float = 0.1
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    step_epochs: PositiveInt = 10,
+    gamma: Positive = 0.1,
 ) -> dict[str, Any]:
     """Multiply the learning rate by ``gamma`` every ``step_epochs`` epochs (Ng et al.: x0.1 every 10)."""
     return {"scheduler": StepLR(optimizer, step_size=step_epochs, gamma=gamma), "interval": "epoch"}
@@ -78,10 +86,10 @@ def plateau(
     total_steps: int,
     steps_per_epoch: int,
     monitor: str = "val/loss",
-    mode: str = "min",
-    factor: float = 0.1,
-    patience: int = 3,
-    min_lr: float = 0.0,
+    mode: Literal["min", "max"] = "min",
+    factor: Fraction = 0.1,
+    patience: Annotated[int, annotated_types.Ge(0)] = 3,
+    min_lr: NonNegative = 0.0,
 ) -> dict[str, Any]:
     """Reduce on plateau of a logged validation metric (Kumari)."""
     sched = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
@@ -93,8 +101,8 @@ def cosine(
     optimizer: Optimizer,
     total_steps: int,
     steps_per_epoch: int,
-    warmup_epochs: float = 0.0,
-    min_factor: float = 0.0,
+    warmup_epochs: NonNegative = 0.0,
+    min_factor: Probability = 0.0,
 ) -> dict[str, Any]:
     """Linear warm-up for ``warmup_epochs`` then cosine decay to ``min_factor`` x lr, per step."""
     warmup = int(warmup_epochs * steps_per_epoch)
@@ -106,3 +114,20 @@ def cosine(
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}
+
+
+def try_optimizer(optimizer: Any, scheduler: Any, where: str, scheduler_where: str) -> None:
+    """Build ``optimizer`` (a factory of params) and ``scheduler`` (of an optimizer) on one stand-in parameter;
+    their own checks fail as one ``RecipeError`` naming ``where``/``scheduler_where``."""
+    if optimizer is None:
+        return
+    try:
+        built = optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"{where}: {str(err).strip().splitlines()[0]}") from None
+    if scheduler is None:
+        return
+    try:
+        scheduler(built, total_steps=100, steps_per_epoch=10)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"{scheduler_where}: {str(err).strip().splitlines()[0]}") from None

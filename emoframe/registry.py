@@ -14,7 +14,7 @@ import importlib
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar
 
@@ -261,6 +261,9 @@ NonNegative = Annotated[float, annotated_types.Ge(0)]
 Positive = Annotated[float, annotated_types.Gt(0)]
 PositiveInt = Annotated[int, annotated_types.Ge(1)]
 Probability = Annotated[float, annotated_types.Interval(ge=0, le=1)]
+MAX_WIDTH = 65_536
+Width = Annotated[int, annotated_types.Interval(ge=1, le=MAX_WIDTH)]
+"""A layer's width (channels, hidden units): >= 1, and bounded so a typo cannot ask for terabytes of weights."""
 
 CONSTRAINTS: dict[type, tuple[str, str, Callable[[Any, Any], bool]]] = {
     annotated_types.Gt: ("gt", ">", lambda v, b: v > b),
@@ -313,8 +316,15 @@ def _matches(value: Any, expected: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if expected in (str, bool):
         return isinstance(value, expected)
-    if origin in (list, tuple, typing.Sequence) or expected in (list, tuple):
-        return isinstance(value, (list, tuple)) or _is_listconfig(value)
+    if origin in (list, tuple, typing.Sequence, Sequence) or expected in (list, tuple):
+        if not (isinstance(value, (list, tuple)) or _is_listconfig(value)):
+            return False
+        args = typing.get_args(expected)  # the items' type too: data.image.mean=['', 0.5] is not list[float]
+        if not args:
+            return True
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+        return all(_matches(v, args[0]) for v in value)
     if origin in (dict, Mapping) or expected is dict:
         return isinstance(value, Mapping) or _is_dictconfig(value)
     return True  # classes, callables, protocols: left to the component

@@ -130,6 +130,7 @@ class DlibResNet(nn.Module):
         pretrained: bool = True,
         input_mean: float | list[float] = 0.5,
         input_std: float | list[float] = 0.5,
+        partial_weights: bool = False,
     ) -> None:
         super().__init__()
         if stage not in WIDTHS or isinstance(stage, bool):
@@ -165,7 +166,7 @@ class DlibResNet(nn.Module):
 
         if weights is not None and Path(weights).suffix in STATE_DICT_SUFFIXES:
             self._init_random()  # an emoframe checkpoint or state dict (a cascade's earlier stage) sets every weight
-            load_pretrained(self, weights)
+            load_pretrained(self, weights, partial=partial_weights, flag="model.backbone.partial_weights")
             self.weights_path = Path(weights).expanduser()
         elif pretrained:
             self.weights_path = self.load_dlib(weights)

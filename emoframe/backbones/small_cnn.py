@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import annotated_types
 import torch
 from torch import nn
 
 from emoframe.backbones.weights import load_pretrained
-from emoframe.registry import BACKBONES, Probability
+from emoframe.registry import BACKBONES, MAX_WIDTH, Probability, RecipeError
 
 
 def _block(c_in: int, c_out: int, convs: int) -> list[nn.Module]:
@@ -28,11 +31,18 @@ class SmallCNN(nn.Module):
         self,
         in_chans: int = 1,
         widths: list[int] = (32, 64, 128, 256),  # type: ignore[assignment]
-        convs_per_stage: int = 2,
+        convs_per_stage: Annotated[int, annotated_types.Interval(ge=1, le=64)] = 2,
         drop_rate: Probability = 0.0,
         weights: str | None = None,
+        partial_weights: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(widths, (list, tuple)) or not all(
+            isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_WIDTH for w in widths
+        ):
+            raise RecipeError(
+                f"model.backbone.widths: expected a list of integers from 1 to {MAX_WIDTH}, got {widths!r}"
+            )
         layers: list[nn.Module] = []
         c = in_chans
         for w in widths:
@@ -45,7 +55,7 @@ class SmallCNN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if weights:
-            load_pretrained(self, weights)
+            load_pretrained(self, weights, partial=partial_weights, flag="model.backbone.partial_weights")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.features(x))

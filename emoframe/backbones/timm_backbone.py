@@ -23,6 +23,7 @@ class TimmBackbone(nn.Module):
         weights: str | None = None,
         drop_rate: float = 0.0,
         drop_path_rate: float | None = None,
+        partial_weights: bool = False,
     ) -> None:
         super().__init__()
         if not timm.is_model(model):
@@ -36,7 +37,7 @@ class TimmBackbone(nn.Module):
         # the pooled output's width: models with a conv head after pooling (MobileNetV3) report it separately
         self.num_features: int = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         if weights:
-            load_pretrained(self.model, weights)
+            load_pretrained(self.model, weights, partial=partial_weights, flag="model.backbone.partial_weights")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -2,11 +2,16 @@
 
 Nothing is downloaded.  Prefixes such as ``module.``, ``backbone.`` or ``model.`` are stripped by
 finding how many leading key components to drop so that most keys match the target module.
+
+A file that covers only some of the module's tensors (another architecture: 4 of 24 tensors) is refused in one
+line, unless the caller allows a partial load (a backbone's ``partial_weights: true``); a partial load says
+on stderr how many tensors it loaded. Extra tensors in the file (a classifier, a task's head) are fine.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import torch
@@ -51,10 +56,14 @@ def _strip(state: dict[str, torch.Tensor], target: set[str]) -> dict[str, torch.
     return best
 
 
-def load_pretrained(module: nn.Module, path: str | Path, strict: bool = False) -> tuple[list[str], list[str]]:
+def load_pretrained(
+    module: nn.Module, path: str | Path, strict: bool = False, partial: bool = False, flag: str = "partial_weights"
+) -> tuple[list[str], list[str]]:
     """Load ``path`` into ``module``; returns (missing, unexpected) keys and logs them.
 
     Tensors whose shape differs (e.g. a classifier for another number of classes) count as unexpected.
+    Unless ``partial``, every tensor of ``module`` must come from the file (BatchNorm's step counters aside):
+    a file of another architecture is a ``WeightsError`` that names ``flag``, the recipe key allowing it.
     """
     path = Path(path).expanduser()
     own = module.state_dict()
@@ -69,7 +78,20 @@ def load_pretrained(module: nn.Module, path: str | Path, strict: bool = False) -
     missing = sorted(set(own) - set(usable))
     if strict and (missing or unexpected):
         raise WeightsError(f"{path}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    uncovered = [k for k in missing if not k.endswith("num_batches_tracked")]
+    total = len(own)
+    if uncovered and not partial:
+        raise WeightsError(
+            f"{path}: holds {len(usable)} of the {total} tensors of {type(module).__name__} (not e.g. "
+            f"{', '.join(uncovered[:3])}): weights of another architecture? Set {flag}: true to load them anyway"
+        )
     module.load_state_dict(usable, strict=False)
+    if uncovered:
+        print(
+            f"Loaded {len(usable)} of {total} tensors of {type(module).__name__} from {path} ({flag}); "
+            f"{len(uncovered)} keep their initial values (e.g. {', '.join(uncovered[:3])})",
+            file=sys.stderr,
+        )
     log.warning(
         "Loaded %d tensors from %s into %s; missing %d %s; unexpected %d %s",
         len(usable),

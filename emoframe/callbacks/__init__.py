@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from emoframe.callbacks import postprocess, reports, writers  # noqa: F401  (registers the output components)
+from emoframe.callbacks.resume import ContinuedCSVLogger, wandb_run_id
 from emoframe.registry import CALLBACKS, LOGGERS
 
 CALLBACKS.register("model_checkpoint")(ModelCheckpoint)
@@ -52,18 +53,33 @@ def wandb_logger(
     tags: list[str] | None = None,
     log_model: bool = False,
     entity: str | None = None,
+    resume_epoch: int | None = None,
 ) -> WandbLogger:
-    """Weights & Biases run; offline (synced later with `wandb sync`) unless a key or WANDB_MODE=online."""
+    """Weights & Biases run; offline (synced later with `wandb sync`) unless a key or WANDB_MODE=online.
+
+    The run's id is kept in the run directory (``wandb_run_id``); a resumed fit (``resume_epoch`` set by the
+    builder) continues that W&B run (``resume="allow"``) instead of opening another."""
     offline = wandb_offline_by_default() if offline is None else offline
     name = os.environ.get("WANDB_NAME") or name  # W&B's own variable (a sweep names each trial's run with it)
     if rank_zero_only.rank == 0:  # the other ranks never open a run (Lightning gives them a dummy), nor its folder
         Path(save_dir).mkdir(parents=True, exist_ok=True)
+    run_id, resume = wandb_run_id(save_dir, resume_epoch is not None)
     return WandbLogger(
-        save_dir=save_dir, project=project, name=name, offline=offline, tags=tags, log_model=log_model, entity=entity
+        save_dir=save_dir,
+        project=project,
+        name=name,
+        offline=offline,
+        tags=tags,
+        log_model=log_model,
+        entity=entity,
+        id=run_id,
+        resume=resume,
     )
 
 
 @LOGGERS.register("csv")
-def csv_logger(save_dir: str, flush_logs_every_n_steps: int = 100) -> CSVLogger:
-    """<run>/csv/version_<n>/metrics.csv: every logged value; a resumed run starts a new version file."""
-    return CSVLogger(save_dir=save_dir, name="csv", flush_logs_every_n_steps=flush_logs_every_n_steps)
+def csv_logger(save_dir: str, flush_logs_every_n_steps: int = 100, resume_epoch: int | None = None) -> CSVLogger:
+    """<run>/csv/version_<n>/metrics.csv: every logged value; a resumed fit continues the same file."""
+    return ContinuedCSVLogger(
+        save_dir=save_dir, name="csv", flush_logs_every_n_steps=flush_logs_every_n_steps, resume_epoch=resume_epoch
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,8 +21,9 @@ from typing import Any, ClassVar
 import numpy as np
 from typing_extensions import Unpack
 
+from emoframe.data.common import FrameRate
 from emoframe.data.video.recordings import SPLITS, Aligner, Source
-from emoframe.data.video.windows import TARGETS, WindowDataModule, WindowOptions, split_by_ratio
+from emoframe.data.video.windows import TARGETS, WindowDataModule, WindowOptions, seed_and_ratios, split_by_ratio
 from emoframe.errors import DataError
 from emoframe.faces.folders import frame_files
 from emoframe.registry import DATAMODULES
@@ -117,7 +119,7 @@ class AfewVaDataModule(WindowDataModule):
         root: str,
         split: dict[str, Any] | None = None,
         rescale: bool = True,
-        fps: float = 25.0,
+        fps: FrameRate = 25.0,
         **options: Unpack[WindowOptions],
     ) -> None:
         self.root = Path(root).expanduser()
@@ -194,12 +196,19 @@ def _clip_id(value: str | int, clips: list[str], split: str, root: Path) -> str:
 
 def _check_split(split: dict[str, Any] | None) -> tuple[dict[str, list[str]] | None, list[float], int]:
     """(clip lists per split or None, ratios, seed) of ``data.split``."""
+    if split is not None and not isinstance(split, Mapping):
+        raise DataError(
+            f"data.split: expected {{seed: 0, ratios: [0.8, 0.1, 0.1]}} or train/val/test lists, got {split!r}"
+        )
     split = dict(split or {})
     unknown = sorted(set(split) - {"seed", "ratios", *SPLITS})
     if unknown:
         raise DataError(f"data.split.{unknown[0]}: unknown key; expected seed and ratios, or train, val and test lists")
+    for s in SPLITS:
+        if split.get(s) is not None and not isinstance(split[s], (list, tuple)):
+            raise DataError(f"data.split.{s}: expected a list of clip ids, got {split[s]!r}")
     lists = {s: list(split[s]) for s in SPLITS if split.get(s) is not None}
     if lists and (split.get("ratios") is not None or split.get("seed") is not None):
         raise DataError("data.split: give either train/val/test clip lists or seed and ratios, not both")
-    ratios = [float(r) for r in (split.get("ratios") or (0.8, 0.1, 0.1))]
-    return lists or None, ratios, int(split.get("seed") or 0)
+    seed, ratios = seed_and_ratios(split, "data.split", (0.8, 0.1, 0.1))
+    return lists or None, ratios, seed

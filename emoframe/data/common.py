@@ -6,26 +6,45 @@ Under DDP the val/test/predict loaders get Lightning's ``UnrepeatedDistributedSa
 loader whose sampler is already a ``DistributedSampler`` alone, so it does not pad the last batch with
 repeated samples and metrics and sample counts stay exact (ranks may differ by one sample, which is safe
 outside training).
+
+Training loaders are seeded per epoch (``EpochSampler`` + ``EpochSeeded``): the shuffle of epoch ``e`` comes
+from ``(seed, e)``, and each loader process reseeds its generators (the augmentation's, and in worker processes
+Python's, numpy's and torch's) from ``(seed, e, worker id, rank)`` at its first sample of the epoch. So epoch
+``e`` draws the same whether the process ran epochs ``0 .. e-1`` before it (persistent workers) or starts at
+``e`` after ``--resume``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
+import annotated_types
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, get_worker_info
 
 from emoframe.errors import DataError
 from emoframe.labels import EMOTIONS
 from emoframe.registry import check_arguments
 
 S = TypeVar("S")
+
+# Sizes a recipe may ask for, bounded so that a typo (``data.fps=1e12``) fails in one line instead of filling memory.
+MAX_FPS = 1000.0
+MAX_FRAMES = 100_000
+"""Frames per window or clip (an hour at 25 fps is 90,000)."""
+MAX_IMAGE_SIZE = 4096
+MAX_BATCH = 65_536
+MAX_WORKERS = 512
+FrameRate = Annotated[float, annotated_types.Interval(gt=0, le=MAX_FPS)]
+FrameCount = Annotated[int, annotated_types.Interval(ge=1, le=MAX_FRAMES)]
 MOVED_KEYS = {
     "batch_size": "loader.batch_size",
     "num_workers": "loader.num_workers",
@@ -70,8 +89,8 @@ def section(cls: type[S], value: Section, key: str, defaults: Mapping[str, Any] 
 class LoaderSettings:
     """``data.loader``: samples per batch and DataLoader worker processes."""
 
-    batch_size: int = 64
-    num_workers: int = 2
+    batch_size: Annotated[int, annotated_types.Interval(ge=1, le=MAX_BATCH)] = 64
+    num_workers: Annotated[int, annotated_types.Interval(ge=0, le=MAX_WORKERS)] = 2
 
     def __post_init__(self) -> None:
         check(is_count(self.batch_size, 1), "loader.batch_size", "an integer >= 1", self.batch_size)
@@ -82,7 +101,7 @@ class LoaderSettings:
 class ImageSettings:
     """``data.image``: what the model sees of each frame: side in pixels, channels, per-channel mean and std."""
 
-    size: int = 48
+    size: Annotated[int, annotated_types.Interval(ge=8, le=MAX_IMAGE_SIZE)] = 48
     channels: int = 1
     mean: float | list[float] = 0.5
     std: float | list[float] = 0.5
@@ -107,27 +126,120 @@ def per_channel(value: float | Sequence[float], channels: int, key: str) -> list
 
 
 def make_loader(dataset: Dataset[Any], loader: LoaderSettings, shuffle: bool, trainer: Any) -> DataLoader:
-    """The DataLoader of one split; unshuffled splits get the unrepeated sampler when running distributed."""
+    """The DataLoader of one split: a shuffled (training) split is seeded per epoch (``EpochSampler``,
+    ``EpochSeeded``); unshuffled splits get the unrepeated sampler when running distributed."""
+    seed = loader_seed()
+    if shuffle:
+        replicas, rank = replicas_and_rank(trainer)
+        sampler: Sampler[Any] | None = EpochSampler(dataset, replicas, rank, seed)  # type: ignore[arg-type]
+        dataset = EpochSeeded(dataset, seed, rank)
+    else:
+        sampler = unrepeated_sampler(dataset, trainer)
     return DataLoader(
         dataset,
         batch_size=loader.batch_size,
-        shuffle=shuffle,
-        sampler=None if shuffle else unrepeated_sampler(dataset, trainer),
+        sampler=sampler,
         num_workers=loader.num_workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=loader.num_workers > 0,
         drop_last=False,
+        # its own generator for the workers' base seed: drawn from torch's global one, the draw would shift the
+        # training step's dropout whenever a (persistent) iterator is made, which differs after a resume
+        generator=torch.Generator().manual_seed(seed),
     )
+
+
+def replicas_and_rank(trainer: Any) -> tuple[int, int]:
+    """How many processes share the data, and which one this is (1, 0 outside distributed runs)."""
+    if trainer is None or getattr(trainer, "world_size", 1) <= 1:
+        return 1, 0
+    kwargs = getattr(trainer, "distributed_sampler_kwargs", None) or {}
+    return int(kwargs.get("num_replicas", trainer.world_size)), int(kwargs.get("rank", trainer.global_rank))
 
 
 def unrepeated_sampler(dataset: Dataset[Any], trainer: Any) -> Sampler[int] | None:
     """Each sample on exactly one rank (no padding), when running distributed."""
-    if trainer is None or getattr(trainer, "world_size", 1) <= 1:
+    replicas, rank = replicas_and_rank(trainer)
+    if replicas <= 1:
         return None
-    kwargs = getattr(trainer, "distributed_sampler_kwargs", None) or {}
-    replicas = kwargs.get("num_replicas", trainer.world_size)
-    rank = kwargs.get("rank", trainer.global_rank)
     return UnrepeatedDistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=False)
+
+
+def loader_seed() -> int:
+    """The run's seed (``pl.seed_everything`` keeps it in ``PL_GLOBAL_SEED``, as Lightning's worker seeding reads it)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", "0") or 0)
+
+
+class EpochSampler(DistributedSampler):  # type: ignore[type-arg]
+    """The training shuffle of epoch ``e`` from ``(seed, e)`` alone; yields ``(e, index)`` for ``EpochSeeded``.
+
+    A ``DistributedSampler`` (one replica outside DDP), so Lightning calls ``set_epoch`` with the trainer's epoch,
+    restored on resume, and leaves it in place under DDP: every rank draws the same order and takes every
+    ``num_replicas``-th index (the order padded by repeating its start, as Lightning's sampler does).
+    """
+
+    def __init__(self, dataset: Dataset[Any], num_replicas: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.iterated_epoch: int | None = None  # the epoch of the last order drawn
+
+    @property
+    def stale(self) -> bool:
+        """Whether the last order drawn (by an iterator made earlier) is of another epoch than the sampler's now."""
+        return self.iterated_epoch is not None and self.iterated_epoch != self.epoch
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        epoch, n = self.epoch, len(self.dataset)  # type: ignore[arg-type]
+        self.iterated_epoch = epoch
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch, -2, 0)))
+        indices = order.tolist()
+        if self.total_size > n:
+            indices += (indices * (self.total_size // max(n, 1) + 1))[: self.total_size - n]
+        return ((epoch, i) for i in indices[self.rank : self.total_size : self.num_replicas])
+
+
+def epoch_seed(seed: int, epoch: int, worker: int, rank: int) -> int:
+    """A 32-bit seed for one loader process in one epoch (``worker`` -1: the main process; -2: the shuffle)."""
+    return int(np.random.SeedSequence([seed, epoch, worker + 2, rank]).generate_state(1)[0])
+
+
+class EpochSeeded(Dataset[Any]):
+    """A training dataset read with ``(epoch, index)`` keys (``EpochSampler``): at its first sample of an epoch each
+    loader process reseeds from ``epoch_seed(seed, epoch, worker id, rank)`` the dataset's own generators (its
+    ``reseed(int)``, e.g. the augmentation's) and, in a worker process, Python's, numpy's and torch's global ones.
+
+    The main process's global generators are not touched: there they are the training step's (dropout), saved
+    in every checkpoint and restored on resume (``emoframe.callbacks.resume``). A plain int key reads the
+    dataset as it is (a sampler that is not ``EpochSampler``).
+    """
+
+    def __init__(self, dataset: Dataset[Any], seed: int, rank: int = 0) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.rank = rank
+        self._epoch: int | None = None  # each process's copy: the epoch it last reseeded for
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        epoch, index = key
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self.reseed(epoch)
+        return self.dataset[index]
+
+    def reseed(self, epoch: int) -> None:
+        worker = get_worker_info()
+        seed = epoch_seed(self.seed, epoch, worker.id if worker is not None else -1, self.rank)
+        if worker is not None:
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+        reseed = getattr(self.dataset, "reseed", None)
+        if callable(reseed):
+            reseed(seed)
 
 
 def normaliser(values: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -191,6 +303,26 @@ class SplitDataModule(pl.LightningDataModule):
     @property
     def channels(self) -> int:
         return self.image.channels
+
+    @property
+    def frames_per_item(self) -> int:
+        """Frames in one item (a window or clip of a video datamodule; 1 for images)."""
+        return 1
+
+    def check_memory(self) -> None:
+        """One training batch must fit in this machine's memory (float32), or a one-line error naming the keys."""
+        batch = self.loader.batch_size * self.frames_per_item * self.image.channels * self.image.size**2 * 4
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not POSIX: not checked
+            return
+        if batch > total:
+            frames = f" x {self.frames_per_item} frames" if self.frames_per_item > 1 else ""
+            raise DataError(
+                f"data.loader.batch_size: one batch of {self.loader.batch_size}{frames} x {self.image.channels} x "
+                f"{self.image.size}^2 float32 is {batch / 2**30:.1f} GiB, more than this machine's "
+                f"{total / 2**30:.1f} GiB of memory; lower data.loader.batch_size, data.image.size or the frames"
+            )
 
     @property
     def num_workers(self) -> int:

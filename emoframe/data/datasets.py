@@ -50,6 +50,13 @@ class ImageArrayDataset(Dataset[tuple[Any, ...]]):
             return x, torch.from_numpy(self.features[index].copy()), int(self.labels[index])
         return x, int(self.labels[index])
 
+    def reseed(self, seed: int) -> None:
+        """Reseed the transform's own generators (``EpochSeeded`` does, at each loader process's first item of
+        an epoch)."""
+        reseed = getattr(self.transform, "reseed", None)
+        if callable(reseed):
+            reseed(seed)
+
     def label_counts(self, num_classes: int) -> np.ndarray:
         """Images per class (length ``num_classes``)."""
         return np.bincount(self.labels, minlength=num_classes)[:num_classes]

@@ -33,11 +33,11 @@ from emoframe.data.annotations import (
     frame_targets,
     read_annotations,
 )
-from emoframe.data.common import Section, section
+from emoframe.data.common import FrameRate, Section, section
 from emoframe.data.resampling import Resampling, count_table, format_table, frequent_labels, labelled, positives
 from emoframe.data.resampling import resample_windows as resample_window_list
 from emoframe.data.video.recordings import SPLITS, Aligner, Source
-from emoframe.data.video.windows import WindowDataModule, WindowOptions, split_by_ratio
+from emoframe.data.video.windows import WindowDataModule, WindowOptions, seed_and_ratios, split_by_ratio
 from emoframe.errors import DataError
 from emoframe.files.video import VIDEO_SUFFIXES
 from emoframe.registry import DATAMODULES
@@ -88,8 +88,8 @@ def split_videos(
     else:
         if not isinstance(split, dict) or set(split) - {"seed", "ratios"}:
             raise DataError(f"{where}: expected 'column' or {{seed: 0, ratios: [0.8, 0.2, 0.0]}}, got {split!r}")
-        ratios = [float(r) for r in split.get("ratios", (0.8, 0.2, 0.0))]
-        people = split_by_ratio(sorted(set(participant_of.values())), ratios, int(split.get("seed", 0)), where)
+        seed, ratios = seed_and_ratios(split, where, (0.8, 0.2, 0.0))
+        people = split_by_ratio(sorted(set(participant_of.values())), ratios, seed, where)
         split_of = {person: s for s, persons in people.items() for person in persons}
         plan = {s: sorted(v for v, p in participant_of.items() if split_of[p] == s) for s in SPLITS}
     check_subject_independent(plan, participant_of)
@@ -122,7 +122,7 @@ class MultilabelVideoDataModule(WindowDataModule):
         table: Section = None,
         split: str | dict[str, Any] | None = None,
         resample: dict[str, Any] | None = None,
-        fps: float | None = None,
+        fps: FrameRate | None = None,
         **options: Unpack[WindowOptions],
     ) -> None:
         self.videos_dir = Path(videos).expanduser()

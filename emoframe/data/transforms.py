@@ -103,8 +103,10 @@ class ImageTransform:
 
     ``augment`` runs first at the stored resolution (cheaper), then ``Resize`` to ``image_size`` when it
     differs from ``source_size``; an augmentation that changes the size (a crop) is resized back.
-    In DataLoader workers the augmentation RNG is reseeded from the worker seed, so workers and epochs
-    draw different augmentations yet runs seeded with ``seed_everything`` repeat.
+    The augmentation draws from its own generators (albumentations' ``Compose(seed=...)``). A training loader
+    reseeds them per epoch and loader process (``reseed``, from ``emoframe.data.common.EpochSeeded``), so epoch
+    ``e`` augments the same after a resume as in an uninterrupted run; used in some other DataLoader's workers,
+    they are reseeded from the worker seed, so workers draw different augmentations.
     """
 
     def __init__(
@@ -146,6 +148,13 @@ class ImageTransform:
             out = torch.from_numpy(self.lut[image]).unsqueeze(0)
             return out.expand(self.channels, -1, -1) if self.channels > 1 else out
         return torch.from_numpy(np.stack([lut[image] for lut in self.lut]))
+
+    def reseed(self, seed: int) -> None:
+        """Reseed the augmentation's generators (for one epoch of one loader process)."""
+        if self.compose is not None:
+            self.compose.set_random_seed(seed)
+        info = get_worker_info()
+        self._worker_seed = info.seed if info is not None else None  # a worker's own seeding is then not needed
 
     def _reseed_in_worker(self) -> None:
         info = get_worker_info()

@@ -1,7 +1,9 @@
 """The face-track cache: the face pipeline run once per video, its aligned crops kept on disk.
 
 One entry per (video content, pipeline settings), written atomically, so an extraction that is killed
-resumes at the first video without an entry and never reads a half-written one. Every frame keeps its
+resumes at the first video without an entry and never reads a half-written one. A cache folder that cannot
+be written (read-only, forbidden) degrades to no cache: one warning line, and the tracks of this run are kept
+in memory (``FaceTrackCache.memory``) instead. Every frame keeps its
 place: frames without a usable face have status ``fallback`` (the whole frame, resized), ``dropped``
 or ``bad`` (zeros), so labels stay aligned by frame index and sequence models can mask them.
 """
@@ -96,14 +98,17 @@ def _track_worker(
     parts: list,
     extract: Callable[[str, FacePipeline], FaceTrack] = extract_track,
     label: str = "face-track",
-) -> tuple[str, str | None]:
-    """Extract and store one video (in a worker process); returns (video, error line or None)."""
+    store: bool = True,
+) -> tuple[str, str | None, FaceTrack | None]:
+    """Extract one video (in a worker process) and store it in the cache, or, when the cache cannot be written
+    (``store`` false, or the write fails), hand it back; returns (video, error line or None, track or None)."""
     try:
         track = extract(video, pipeline)
     except DataError as err:
-        return video, str(err)
-    ArrayCache(cache_dir).put(label, parts, track.arrays())
-    return video, None
+        return video, str(err), None
+    if store and ArrayCache(cache_dir).put(label, parts, track.arrays()) is not None:
+        return video, None, None
+    return video, None, track
 
 
 class FaceTrackCache:
@@ -133,12 +138,15 @@ class FaceTrackCache:
         self.on_bad_video = on_bad_video
         self.progress = progress
         self.skipped: dict[str, str] = {}
+        self.memory: dict[str, FaceTrack] = {}  # tracks this run could not store (an unwritable cache folder)
 
     def parts(self, video: str | Path) -> list:
         return [TRACK_VERSION, file_fingerprint(video), self.pipeline.settings()]
 
     def get(self, video: str | Path) -> FaceTrack | None:
-        """The cached track of one video, or None if it was never extracted."""
+        """The cached (or, without a writable cache, in-memory) track of one video, or None if never extracted."""
+        if str(video) in self.memory:
+            return self.memory[str(video)]
         hit = self.cache.get(self.label, self.parts(video))
         return FaceTrack.from_arrays(hit) if hit is not None else None
 
@@ -148,7 +156,8 @@ class FaceTrackCache:
         todo = [v for v in videos if v not in self.skipped and self.get(v) is None]
         t0 = time.perf_counter()
         if todo:
-            jobs = [(v, self.pipeline, self.cache_dir, self.parts(v), self.extract, self.label) for v in todo]
+            store = self.cache.writable()  # else one warning line, and the tracks come back to this process
+            jobs = [(v, self.pipeline, self.cache_dir, self.parts(v), self.extract, self.label, store) for v in todo]
             with tqdm(total=len(todo), desc=desc, unit="video", disable=not self.progress, leave=False) as bar:
                 if self.workers == 1:
                     for job in jobs:
@@ -164,7 +173,9 @@ class FaceTrackCache:
         self._report(tracks, len(todo), time.perf_counter() - t0, len(videos))
         return tracks
 
-    def _done(self, video: str, error: str | None) -> None:
+    def _done(self, video: str, error: str | None, track: FaceTrack | None = None) -> None:
+        if track is not None:
+            self.memory[video] = track
         if error is None:
             return
         if self.on_bad_video == "error":

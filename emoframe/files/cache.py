@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -26,6 +27,7 @@ CACHE_ENV = "EMOFRAME_CACHE"
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_S = 24 * 3600
 _file_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
+_unwritable: dict[str, str] = {}  # cache folder -> why it cannot be written, per process (said once)
 
 
 def default_cache_dir() -> Path:
@@ -81,8 +83,9 @@ def cache_key(parts: Iterable[object]) -> str:
 class ArrayCache:
     """Named dictionaries of numpy arrays stored as ``.npz`` files, written atomically.
 
-    A cache folder that cannot be written degrades to no caching with a warning (e.g. a read-only home
-    on a cluster), never to a failed run.
+    A cache folder that cannot be written degrades to no caching with one warning line on stderr, once per
+    folder (e.g. a read-only home on a cluster), never to a failed run; ``writable()`` tells a caller that keeps
+    what it builds in memory instead.
     """
 
     def __init__(self, cache_dir: str | Path | None = None) -> None:
@@ -105,10 +108,35 @@ class ArrayCache:
             _unlink(path)
             return None
 
+    def writable(self) -> bool:
+        """Whether entries can be written here (tried once per folder and process: a probe file made, removed)."""
+        if str(self.dir) in _unwritable:
+            return False
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=f".probe.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=self.dir)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            self._cannot_write(err)
+            return False
+        return True
+
+    def _cannot_write(self, err: OSError) -> None:
+        if str(self.dir) not in _unwritable:
+            _unwritable[str(self.dir)] = err.strerror or str(err)
+            reason = err.strerror or type(err).__name__
+            print(
+                f"Warning: cache folder {self.dir} is not writable ({reason}); continuing without cache",
+                file=sys.stderr,
+            )
+
     def put(self, label: str, parts: Iterable[object], arrays: Mapping[str, np.ndarray]) -> Path | None:
         """Store ``arrays`` atomically; returns the entry path, or ``None`` if the cache is not writable."""
         path = self.path(label, parts)
         tmp: str | None = None
+        if str(self.dir) in _unwritable:
+            return None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._remove_stale_tmp()
@@ -121,7 +149,7 @@ class ArrayCache:
             tmp = None
             return path
         except OSError as err:
-            warnings.warn(f"Could not write cache entry {path} ({err}); continuing without cache", stacklevel=2)
+            self._cannot_write(err)
             return None
         finally:
             if tmp is not None:  # failed or interrupted (KeyboardInterrupt too): leave no partial file

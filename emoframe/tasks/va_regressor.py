@@ -62,7 +62,7 @@ class VARegressor(WindowTask):
                     nn.init.xavier_uniform_(m.weight)
                     nn.init.zeros_(m.bias)
         if init_from:
-            load_pretrained(self, init_from)
+            load_pretrained(self, init_from, partial=True)  # a trained task: its backbone, at least
         self.postprocess_options: dict[str, Any] | None = (
             None if postprocess is False else ({} if postprocess is True else dict(postprocess))
         )

@@ -7,13 +7,14 @@ frame, so the padding after a recording's end does not leak backwards into real 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import annotated_types
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from emoframe.registry import TEMPORAL, RecipeError
+from emoframe.registry import TEMPORAL, Probability, RecipeError, Width
 
 
 class TemporalModel(nn.Module):
@@ -65,10 +66,10 @@ class RNNTemporal(TemporalModel):
     def __init__(
         self,
         in_features: int,
-        hidden_size: int = 256,
-        num_layers: int = 2,
+        hidden_size: Width = 256,
+        num_layers: Annotated[int, annotated_types.Interval(ge=1, le=64)] = 2,
         bidirectional: bool = False,
-        dropout: float = 0.0,
+        dropout: Probability = 0.0,
     ) -> None:
         super().__init__(in_features)
         if hidden_size < 1 or num_layers < 1:

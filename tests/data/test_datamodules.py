@@ -100,6 +100,7 @@ def test_setup_after_prepare_data_decodes_nothing(fer2013_zip, cache_dir, monkey
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_ddp_eval_loaders_neither_pad_nor_duplicate(fer_dm: Fer2013DataModule, world_size: int) -> None:
     seen: dict[str, list[int]] = {s: [] for s in LOADERS[1:]}
+    trained: list[list[int]] = []
     for rank in range(world_size):
         fer_dm.trainer = SimpleNamespace(
             world_size=world_size,
@@ -113,11 +114,15 @@ def test_ddp_eval_loaders_neither_pad_nor_duplicate(fer_dm: Fer2013DataModule, w
                 assert isinstance(loader.sampler, UnrepeatedDistributedSampler)
                 assert isinstance(loader.sampler, DistributedSampler)
                 seen[split].extend(loader.sampler)
-            assert not isinstance(fer_dm.train_dataloader().sampler, DistributedSampler)  # Lightning's job
+            train = fer_dm.train_dataloader().sampler  # seeded per epoch (emoframe.data.common.EpochSampler)
+            assert isinstance(train, DistributedSampler)  # so Lightning leaves it in place
+            trained.append([i for _, i in train])
         finally:
             fer_dm.trainer = None
     for split, indices in seen.items():
         assert sorted(indices) == list(range(len(fer_dm.dataset(split)))), split  # each sample exactly once
+    n = len(fer_dm.dataset("train"))  # training: equal shards of one order, padded as Lightning's sampler pads
+    assert len({len(t) for t in trained}) == 1 and {i for t in trained for i in t} == set(range(n))
 
 
 DDP_SCRIPT = """

@@ -358,3 +358,45 @@ def test_sequence_classifier_ignores_padding_freezes_and_loads_fer_weights(afew_
     for name, value in fer.state_dict().items():
         torch.testing.assert_close(task.backbone.state_dict()[name], value)
     assert not any(p.requires_grad for p in task.backbone.parameters())  # the recipe keeps it frozen
+
+
+def test_a_read_only_face_track_cache_degrades_to_memory(
+    afew_set: Path, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: an unwritable cache folder was four extracted videos, then "no usable recordings". Now: one
+    warning line, and the tracks stay in memory. Tests run as root, where chmod stops no write: the folder is a
+    tmpfs mounted read-only; where mounting is not allowed, the cache's writes fail with EROFS instead."""
+    import errno
+    import subprocess
+
+    import emoframe.files.cache as cache_mod
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)], capture_output=True)
+    if mounted.returncode != 0:
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        monkeypatch.setattr(cache_mod.tempfile, "mkstemp", refuse)  # forked workers inherit the patch
+    try:
+        root = tmp_path / "afew"  # three clips: one training clip of each of two classes, one validation clip
+        for split, emotions in (("Train_AFEW", ("Happy", "Sad")), ("Val_AFEW", ("Happy",))):
+            for emotion in emotions:
+                (root / split / emotion).mkdir(parents=True)
+                clip = sorted((afew_set / split / emotion).glob("*.avi"))[0]
+                shutil.copy(clip, root / split / emotion / clip.name)
+        dm = AfewDataModule(
+            str(root), **{**SMALL, "workers": 2, "cache_dir": str(read_only / "cache"), "clip": {"frames": 8}}
+        )
+        assert len(dm.recordings("train")) == 2 and len(dm.recordings("val")) == 1
+        frames, mask, _, _ = next(iter(dm.train_dataloader()))
+        assert frames.shape[1:] == (8, 1, 48, 48) and mask.any()
+        err = capfd.readouterr().err
+        warnings = [line for line in err.splitlines() if "not writable" in line]
+        assert len(warnings) == 1 and "continuing without cache" in warnings[0], err
+        assert "no usable recordings" not in err and not list(read_only.iterdir())
+    finally:
+        if mounted.returncode == 0:
+            subprocess.run(["umount", str(read_only)], check=True)

@@ -36,6 +36,8 @@ from typing_extensions import Unpack
 
 from emoframe.data.common import (
     MOVED_KEYS,
+    FrameCount,
+    FrameRate,
     Section,
     check,
     check_class_map,
@@ -178,7 +180,7 @@ class ClipSettings:
     """``data.clip``: frames per clip, how they are picked (``sampling``, ``stride_s`` seconds apart for
     ``stride``) and the training clip transforms (``transforms``, e.g. ``[{name: frame_shuffle}]``)."""
 
-    frames: int = 16
+    frames: FrameCount = 16
     sampling: Sampling = "uniform"
     stride_s: float | None = None
     transforms: list[dict[str, Any]] | None = None
@@ -239,7 +241,7 @@ class ClipDataModule(VideoDataModule):
         folders: dict[str, str | None] | None = None,
         class_map: dict[str, str | None] | None = None,
         clip: Section = None,
-        fps: float = 25.0,
+        fps: FrameRate = 25.0,
         on_bad_video: OnBad = "error",
         **options: Unpack[VideoOptions],
     ) -> None:
@@ -255,6 +257,10 @@ class ClipDataModule(VideoDataModule):
         self.on_bad_video = on_bad_video
         if not self.predict_videos:  # predicting on given videos needs no data set
             self.check_layout()
+
+    @property
+    def frames_per_item(self) -> int:
+        return self.frames
 
     # --- layout --------------------------------------------------------------------------------
     def split_folders(self, folders: dict[str, str | None] | None) -> dict[str, str]:

@@ -21,7 +21,7 @@ import numpy as np
 from emoframe.errors import DataError
 from emoframe.faces.folders import FolderTrackCache
 from emoframe.faces.pipeline import FacePipeline
-from emoframe.faces.tracks import FaceTrackCache
+from emoframe.faces.tracks import FaceTrack, FaceTrackCache
 from emoframe.files.lazy import NpzMember
 from emoframe.files.video import VIDEO_SUFFIXES
 from emoframe.registry import TRANSFORMS
@@ -115,7 +115,7 @@ class Recordings:
         """The recordings of each split of ``plan``, with ``targets`` label columns (NaN when unlabelled)."""
         videos = [s.path for ss in plan.values() for s in ss if not Path(s.path).is_dir()]
         folders = [s.path for ss in plan.values() for s in ss if Path(s.path).is_dir()]
-        entries: dict[str, Path] = {}
+        entries: dict[str, Path | FaceTrack] = {}
         for cls, paths in ((FaceTrackCache, videos), (FolderTrackCache, folders)):
             if paths:
                 entries.update(self._extract(cls, list(dict.fromkeys(paths))))
@@ -132,8 +132,9 @@ class Recordings:
             print(f"Skipped {len(self.skipped)} recordings (first: {first[1]})", file=sys.stderr, flush=True)
         return out
 
-    def _extract(self, cls: type, paths: list[str]) -> dict[str, Path]:
-        """Cache entries of the face tracks of ``paths``, extracting missing ones a few at a time."""
+    def _extract(self, cls: type, paths: list[str]) -> dict[str, Path | FaceTrack]:
+        """Cache entries of the face tracks of ``paths``, extracting missing ones a few at a time; without a
+        writable cache folder, the tracks themselves (all held in memory)."""
         for path in [p for p in paths if not Path(p).exists()]:
             self.bad(path, f"Video not found: {path} (expected a video file or a folder of frames)")
         paths = [p for p in paths if Path(p).exists()]
@@ -144,12 +145,22 @@ class Recordings:
             cache.build(missing[i : i + step], desc=f"Face tracks ({self.owner})")
         for path, reason in cache.skipped.items():
             self.bad(path, reason)
-        found = {p: cache.cache.path(cache.label, cache.parts(p)) for p in paths if p not in cache.skipped}
-        return {p: entry for p, entry in found.items() if entry.is_file()}
+        found: dict[str, Path | FaceTrack] = {}
+        for p in paths:
+            entry = cache.cache.path(cache.label, cache.parts(p))
+            if p in cache.memory:
+                found[p] = cache.memory[p]
+            elif p not in cache.skipped and entry.is_file():
+                found[p] = entry
+        return found
 
-    def _recording(self, source: Source, entry: Path, targets: int) -> Recording | None:
-        with np.load(entry, allow_pickle=False) as z:
-            status, track_fps = z["status"], float(z["fps"])
+    def _recording(self, source: Source, entry: Path | FaceTrack, targets: int) -> Recording | None:
+        if isinstance(entry, FaceTrack):
+            status, track_fps, crops = entry.status, float(entry.fps), entry.crops
+        else:
+            with np.load(entry, allow_pickle=False) as z:
+                status, track_fps = z["status"], float(z["fps"])
+            crops = NpzMember(entry, "crops")
         fps = float(source.fps or track_fps)
         if fps <= 0:
             raise DataError(f"{source.path}: unknown frame rate; set the datamodule's fps")
@@ -161,7 +172,7 @@ class Recordings:
                 self.bad(source.path, str(err))
                 return None
         valid = status <= 1  # face, or the whole frame under fallback: frame (emoframe.faces.tracks.STATUSES)
-        rec = Recording(source.name, source.path, NpzMember(entry, "crops"), valid, labels, fps, source.extra)
+        rec = Recording(source.name, source.path, crops, valid, labels, fps, source.extra)
         if self.require_face and not rec.valid.any():
             reason = f"{source.path}: no face in any of its {len(rec)} frames (faces.fallback: drop leaves nothing)"
             self.skipped[source.path] = reason  # always counted, never fatal: the file itself is fine

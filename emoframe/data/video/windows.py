@@ -29,7 +29,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from typing_extensions import Unpack
 
-from emoframe.data.common import MOVED_KEYS, Section, check, crops_to_tensor, is_count, normaliser, section
+from emoframe.data.common import (
+    MOVED_KEYS,
+    FrameCount,
+    Section,
+    check,
+    crops_to_tensor,
+    is_count,
+    normaliser,
+    section,
+)
 from emoframe.data.video.base import VideoDataModule, VideoOptions
 from emoframe.data.video.recordings import SPLITS, OnBad, Recording, Source, stem
 from emoframe.errors import DataError
@@ -46,9 +55,25 @@ def window_starts(length: int, window: int, stride: int, cover: bool) -> list[in
     return starts if starts[-1] == last else [*starts, last]
 
 
+def seed_and_ratios(split: Any, where: str, default_ratios: tuple[float, ...]) -> tuple[int, list[float]]:
+    """``(seed, ratios)`` of a ``{seed, ratios}`` split section, each checked with a one-line error naming it."""
+    seed = split.get("seed")
+    seed = 0 if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise DataError(f"{where}.seed: expected an integer >= 0, got {seed!r}")
+    ratios = split.get("ratios")
+    ratios = default_ratios if ratios is None else ratios
+    numbers = isinstance(ratios, (list, tuple)) and all(
+        isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios
+    )
+    if not numbers:
+        raise DataError(f"{where}.ratios: expected three non-negative numbers for train, val, test, got {ratios!r}")
+    return seed, [float(r) for r in ratios]
+
+
 def split_by_ratio(names: list[str], ratios: list[float], seed: int, where: str) -> dict[str, list[str]]:
     """Whole recordings (subjects) shuffled with ``seed`` and dealt to train/val/test by ``ratios``."""
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+    if len(ratios) != 3 or not all(0 <= r < float("inf") for r in ratios) or sum(ratios) <= 0:
         raise DataError(f"{where}.ratios: expected three non-negative numbers for train, val, test, got {ratios}")
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     total = float(sum(ratios))
@@ -98,8 +123,8 @@ class WindowDataset(Dataset[tuple[Any, ...]]):
 class WindowSettings:
     """``data.windows``: frames per window, and how far apart training windows start (null: ``size``)."""
 
-    size: int = 150
-    stride: int | None = None
+    size: FrameCount = 150
+    stride: FrameCount | None = None
 
     def __post_init__(self) -> None:
         check(is_count(self.size, 1), "windows.size", "an integer >= 1 (frames)", self.size)
@@ -137,6 +162,10 @@ class WindowDataModule(VideoDataModule):
         self.windows = section(WindowSettings, windows, "windows", self.section_defaults.get("windows"))
         self.window, self.stride = self.windows.size, self.windows.stride or self.windows.size
         self.on_bad_recording = on_bad_recording
+
+    @property
+    def frames_per_item(self) -> int:
+        return self.window
 
     @property
     def class_names(self) -> list[str]:
