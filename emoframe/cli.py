@@ -95,6 +95,17 @@ def remove_unstarted_run(run_dir: Path, fresh: bool) -> None:
             run_dir.parent.rmdir()
 
 
+def cmd_predict(ns: argparse.Namespace) -> None:
+    """``predict --ckpt X INPUT...`` (pictures, videos, streams: ``emoframe.predict``), else the datamodule's split."""
+    from emoframe.predict import run_predict, split_inputs
+
+    inputs, rest = split_inputs(ns.args)
+    if not inputs:
+        _evaluate(ns, "predict")
+        return
+    run_predict(ns, inputs, rest)
+
+
 def _evaluate(ns: argparse.Namespace, stage: str) -> None:
     from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint
     from emoframe.checkpoints import check_fits, read_checkpoint
@@ -292,6 +303,9 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
         p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
+        if stage == "predict":
+            p.set_defaults(func=cmd_predict)
+            predict_args(p)
     p = sub.add_parser("extract", help="per-frame backbone features of a checkpoint, for clip SVMs")
     recipe_args(p)
     p.add_argument("--ckpt", required=True, metavar="PATH|best|last", help="checkpoint (its recipe gives the model)")
@@ -316,6 +330,21 @@ def make_parser() -> argparse.ArgumentParser:
     recipe_args(p)
     p.set_defaults(func=cmd_config)
     return parser
+
+
+def predict_args(p: argparse.ArgumentParser) -> None:
+    """``predict --ckpt X INPUT...``: pictures, folders, globs, videos, camera indices, stream URLs."""
+    p.usage = "emoframe predict --ckpt PATH [options] INPUT... | emoframe predict [RECIPE] [key=value ...] --ckpt X"
+    p.add_argument("--faces", default="all", choices=("all", "largest", "none"), help="faces per frame to report")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="videos: look at one frame in N")
+    p.add_argument("--fps", type=float, help="videos: look at about this many frames per second")
+    p.add_argument("--render", metavar="OUT.mp4", help="one video in: write it with boxes, labels and bars")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
+    p.add_argument("--decode-side", type=int, default=640, help="decode videos at this longer side (0: full)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--no-timeline", action="store_true", help="no timeline PNG per video")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout (default for live sources)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv: list[str] | None = None) -> int:
