@@ -11,6 +11,7 @@ what it has. A tqdm bar shows frames/s (and the time left, for files).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_module
 import sys
 import time
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from emoframe.errors import DataError, RecipeError
@@ -146,9 +149,6 @@ def _look(frame: Frame, cropper: FaceCropper, tracker: Tracker, spec: ModelSpec 
 def _worker(out: Any, sources: list[Source], sampling: Sampling, cropper: FaceCropper, spec: Any, options: Options) -> None:
     die_with_parent()
     try:
-        import cv2
-
-        cv2.setNumThreads(1)
         for event in look(sources, sampling, cropper, spec, options):
             out.put(event)
         out.put(("done",))
@@ -181,7 +181,12 @@ def events(
     context = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     q = context.Queue(maxsize=QUEUE_CHUNKS)
     process = context.Process(target=_worker, args=(q, sources, sampling, cropper, light, options), daemon=True)
-    process.start()
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # stops OpenCV's thread pool: a forked child inheriting a live one hangs in its first call
+    try:
+        process.start()
+    finally:
+        cv2.setNumThreads(threads)
     try:
         while True:
             try:
@@ -347,6 +352,9 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
     renderer: Renderer | None = None
     names: dict[str, int] = {}
     t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    if options.worker:  # the worker process decodes and detects on a core of its own: leave it that core
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
 
     def emit(rows: list[dict[str, Any]], index: int | None) -> None:
         for sink in sinks:
@@ -399,6 +407,7 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
+        torch.set_num_threads(threads)
         bar.close()
         summary.seconds = time.perf_counter() - t0
         for sink in sinks:
