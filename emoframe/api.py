@@ -21,16 +21,16 @@ import torch
 from emoframe import builder, config
 from emoframe.checkpoints import read_checkpoint
 from emoframe.errors import RecipeError
+from emoframe.features import build_extractors
 from emoframe.inference.predictor import Model
 from emoframe.inference.spec import ModelSpec
-from emoframe.features import build_extractors
 from emoframe.registry import DATAMODULES, REGISTRIES, TASKS, load_builtins, load_plugins
+from emoframe.tasks.base import DATA_KEY
 from emoframe.tasks.frame_classifier import FrameClassifier
 from emoframe.tasks.fusion_classifier import FusionClassifier
 from emoframe.tasks.multilabel_classifier import MultilabelClassifier
 from emoframe.tasks.sequence import WindowTask
 from emoframe.tasks.sequence_classifier import SequenceClassifier
-from emoframe.tasks.base import DATA_KEY
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

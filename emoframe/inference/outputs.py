@@ -290,13 +290,13 @@ class Renderer:
         thick = max(1, round(height / 360))
         font = 0.45 * max(1.0, height / 480)
         for k, face in enumerate(self.faces):
-            l, t, r, b = (round(v) for v in face["box"])
-            cv2.rectangle(bgr, (l, t), (r, b), (0, 220, 0), thick)
+            left, top, right, bottom = (round(v) for v in face["box"])
+            cv2.rectangle(bgr, (left, top), (right, bottom), (0, 220, 0), thick)
             row = self.latest.get(int(face["track_id"]))
             label = f"#{face['track_id']}"
             if row is not None:
                 label += " " + _label(row, self.columns)
-            cv2.putText(bgr, label, (l, max(12, t - 6)), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 220, 0), thick)
+            cv2.putText(bgr, label, (left, max(12, top - 6)), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 220, 0), thick)
             if k == 0 and row is not None:
                 self._bars(bgr, row, font, thick)
         return bgr
@@ -335,5 +335,9 @@ class Renderer:
 def _label(row: dict[str, Any], columns: Sequence[str]) -> str:
     if row.get("prediction"):
         top = max((float(row[c]) for c in columns if c.startswith("p_")), default=float("nan"))
-        return f"{row['prediction']} {top:.2f}" if math.isfinite(top) and "|" not in row["prediction"] else row["prediction"]
+        return (
+            f"{row['prediction']} {top:.2f}"
+            if math.isfinite(top) and "|" not in row["prediction"]
+            else row["prediction"]
+        )
     return " ".join(f"{c[:1]} {float(row[c]):+.2f}" for c in columns)

@@ -146,7 +146,9 @@ def _look(frame: Frame, cropper: FaceCropper, tracker: Tracker, spec: ModelSpec 
     return Looked(frame.source, frame.index, frame.time_s, status, faces, features)
 
 
-def _worker(out: Any, sources: list[Source], sampling: Sampling, cropper: FaceCropper, spec: Any, options: Options) -> None:
+def _worker(
+    out: Any, sources: list[Source], sampling: Sampling, cropper: FaceCropper, spec: Any, options: Options
+) -> None:
     die_with_parent()
     try:
         for event in look(sources, sampling, cropper, spec, options):
@@ -284,7 +286,12 @@ class Assembler:
                 clip = self.clips.pop(key)
                 values = clip["sum"] / max(1, clip["frames"])
                 row = self.row(clip["first"], clip["face"], values)
-                row.update(level="clip", frames=clip["frames"], last_frame=clip["last"].index, end_s=round(clip["last"].time_s, 4))
+                row.update(
+                    level="clip",
+                    frames=clip["frames"],
+                    last_frame=clip["last"].index,
+                    end_s=round(clip["last"].time_s, 4),
+                )
                 rows.append(row)
             if not mine and self.no_face_sources.pop(source, 0):
                 nothing = Looked(source, 0, 0.0, "no_face", [])
@@ -308,7 +315,9 @@ class Assembler:
             row = self.row(first[0], last[1], out)
             row.update(level="window", frames=len(items), last_frame=last[0].index, end_s=round(last[0].time_s, 4))
             rows.append(row)
-            clip = self.clips.setdefault(key, {"sum": np.zeros_like(out), "frames": 0, "first": first[0], "face": first[1]})
+            clip = self.clips.setdefault(
+                key, {"sum": np.zeros_like(out), "frames": 0, "first": first[0], "face": first[1]}
+            )
             clip["sum"] = clip["sum"] + out * len(items)
             clip["frames"] += len(items)
             clip["last"] = last[0]
@@ -347,11 +356,14 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
         sinks.append(JsonLines(assembler.columns))
     known = [s for s in sources if s.kind != "live"]
     total = None if live else sum(1 if s.kind == "image" else 0 for s in known)
-    bar = tqdm(total=total, unit="frame", desc="Predicting", disable=not options.progress, dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=total, unit="frame", desc="Predicting", disable=not options.progress, dynamic_ncols=True, file=sys.stderr
+    )
     timelines: dict[int, Timeline] = {}
     renderer: Renderer | None = None
     names: dict[str, int] = {}
     t0 = time.perf_counter()
+    failed = False
     threads = torch.get_num_threads()
     if options.worker:  # the worker process decodes and detects on a core of its own: leave it that core
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
@@ -406,6 +418,9 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
                     summary.notes.append(f"Stream {source.name} ended after {source.info.get('read', 0)} frames")
     except KeyboardInterrupt:
         summary.interrupted = True
+    except BaseException:
+        failed = True
+        raise
     finally:
         torch.set_num_threads(threads)
         bar.close()
@@ -414,6 +429,9 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
             summary.paths += sink.close()
         if renderer is not None:
             summary.paths += renderer.close()
+        if failed and summary.rows == 0:  # a run that stopped before its first row (a camera that would not open)
+            for path in summary.paths:
+                path.unlink(missing_ok=True)
     if memory is not None:
         summary.table = memory.frame()
     return summary

@@ -149,7 +149,9 @@ def _picture(item: Any, where: str) -> np.ndarray:
     if array.dtype.kind == "f":
         array = np.clip(array * (255.0 if float(np.nanmax(array)) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise DataError(f"{where}: expected a path, a PIL image or an (H, W[, 1|3|4]) array, got {array.dtype} {array.shape}")
+        raise DataError(
+            f"{where}: expected a path, a PIL image or an (H, W[, 1|3|4]) array, got {array.dtype} {array.shape}"
+        )
     if array.ndim == 2 or array.shape[2] == 1:
         return np.repeat(array.reshape(array.shape[0], array.shape[1], 1), 3, axis=2)
     return np.ascontiguousarray(array[:, :, :3])
@@ -237,9 +239,7 @@ def _video_frames(source: Source, sampling: Sampling, chunk: int, decode_side: i
             text = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
             yield [Frame(source.name, part[0], part[0] / source.fps, None, f"frames from {part[0]} unreadable: {text}")]
             return
-        yield [
-            Frame(source.name, i, i / source.fps, image, scale=scale) for i, image in zip(part, images, strict=True)
-        ]
+        yield [Frame(source.name, i, i / source.fps, image, scale=scale) for i, image in zip(part, images, strict=True)]
 
 
 def open_capture(source: Source) -> Any:
