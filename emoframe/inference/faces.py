@@ -8,8 +8,8 @@ A model's ``DataSpec.faces`` says how its training faces were made:
 - **None** (FER2013 and other sets of ready-cropped faces): dlib's detector, then a *FER2013-style* crop: a
   square ``FER_SCALE`` (1.25) times the detector's box side, centred ``FER_SHIFT`` (0.07) box sides above the
   box's centre, gray (or RGB for 3-channel models), resized to the model's size. The numbers are measured, not
-  guessed: dlib run on 300 FER2013 test faces (upscaled 4x, on a grey canvas) finds 283, and the FER2013 image
-  is a median 1.27 times its box, centred 0.07 box sides above it (``benchmarks/fer_crop_margin.py``); 1.25 is
+  guessed: dlib run on 300 FER2013 test faces (upscaled 4x, on a grey canvas) finds 273, and the FER2013 image
+  is a median 1.28 times its box, centred 0.07 box sides above it (``benchmarks/fer_crop_margin.py``); 1.25 is
   that median rounded to the nearer quarter, so a detected face fills the crop as FER2013's faces fill theirs.
 - ``faces="none"`` treats every input as a crop already (resized to the model's size).
 
@@ -35,7 +35,7 @@ from emoframe.faces.pipeline import FacePipeline
 FaceMode = Literal["all", "largest", "none"]
 FACE_MODES = ("all", "largest", "none")
 FER_SCALE = 1.25
-"""Side of a FER2013-style crop over the side of dlib's box (measured median 1.27; see the module docstring)."""
+"""Side of a FER2013-style crop over the side of dlib's box (measured median 1.28; see the module docstring)."""
 FER_SHIFT = 0.07
 """How far above dlib's box centre a FER2013-style crop is centred, in box sides (measured median 0.073)."""
 
