@@ -17,14 +17,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from emoframe import builder, config
 from emoframe.checkpoints import Checkpoint, read_checkpoint
 from emoframe.errors import RecipeError
-from emoframe.export.runtime import ExportedModel, is_exported, load_exported
-from emoframe.registry import REGISTRIES, load_builtins, load_plugins
+from emoframe.export.runtime import is_exported, load_exported
+from emoframe.features import build_extractors
+from emoframe.inference.predictor import Model
+from emoframe.inference.spec import ModelSpec
+from emoframe.registry import DATAMODULES, REGISTRIES, TASKS, load_builtins, load_plugins
 from emoframe.tasks.base import DATA_KEY, Task
+from emoframe.tasks.frame_classifier import FrameClassifier
+from emoframe.tasks.fusion_classifier import FusionClassifier
+from emoframe.tasks.multilabel_classifier import MultilabelClassifier
+from emoframe.tasks.sequence import WindowTask
+from emoframe.tasks.sequence_classifier import SequenceClassifier
 
 if TYPE_CHECKING:
     from emoframe.export.run import ExportResult
@@ -50,22 +59,40 @@ def check(recipe: dict[str, Any] | str | Path, overrides: list[str] | None = Non
     return cfg
 
 
-def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Task | ExportedModel:
-    """The task of an emoframe checkpoint, weights loaded, in eval mode; or, for a file ``emoframe export`` wrote
-    (``.onnx``, ``.ts``, a TorchScript ``.pt``), the exported model (``emoframe.export.runtime.ExportedModel``, on
-    the CPU: ``device`` is for checkpoints), called like the task's ``forward``.
+def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Model:
+    """The trained model of an emoframe checkpoint (or of an ``emoframe export`` file: ``.onnx``, ``.ts``, a
+    TorchScript ``.pt``), in eval mode, ready to ``predict`` on pictures, videos and streams (``emoframe.inference``).
 
-    Its ``class_names`` say what it predicts and ``preprocessing`` how its inputs were made in training
-    (image size, channels, mean, std, face settings). Neither the data set nor the recipe file is needed:
-    both travel in the checkpoint (and in the exported file).
+    Calling it runs the task's forward pass; its ``class_names`` say what it predicts and ``preprocessing``
+    how its inputs were made in training (image size, channels, mean, std, face settings); every other
+    attribute is the task's (for an exported file, ``emoframe.export.runtime.ExportedModel``'s, on the CPU).
+    Neither the data set nor the recipe file is needed: both travel in the checkpoint (and in the exported file).
+    ``model.predict(x)`` returns a pandas DataFrame with the columns ``emoframe predict`` writes.
     """
     if is_exported(ckpt):
-        return load_exported(ckpt)
-    return _task_of(read_checkpoint(ckpt), device)
+        return _load_exported_model(Path(ckpt))
+    task, recipe, data = _task_of(read_checkpoint(ckpt), device)
+    thresholds = getattr(task, "thresholds", None)
+    model_spec = model_spec_of(
+        recipe,
+        data,
+        task,
+        torch.device(device),
+        thresholds=[float(t) for t in thresholds] if isinstance(thresholds, torch.Tensor) else None,
+        where=str(ckpt),
+    )
+    return Model(task, model_spec, data.preprocessing)
 
 
-def _task_of(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> Task:
-    """The checkpoint's task rebuilt from its recipe and DataSpec, weights loaded, in eval mode."""
+def load_task(ckpt: str | Path, device: str | torch.device = "cpu") -> Task:
+    """The bare task (a LightningModule) of an emoframe checkpoint, weights loaded, in eval mode."""
+    return _task_of(read_checkpoint(ckpt), device)[0]
+
+
+def _task_of(
+    checkpoint: Checkpoint, device: str | torch.device = "cpu"
+) -> tuple[Task, dict[str, Any], builder.DataSpec]:
+    """The checkpoint's task rebuilt from its recipe and DataSpec, weights loaded, in eval mode (with both)."""
     recipe, _ = builder.upgrade_recipe(
         checkpoint.require_recipe("emoframe.load_model reads checkpoints of emoframe fit")
     )
@@ -80,7 +107,84 @@ def _task_of(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> Task
     task.on_load_checkpoint(dict(checkpoint.payload))
     task.eval().to(device)
     task.preprocessing = data.preprocessing  # type: ignore[attr-defined]
-    return task
+    return task, recipe, data
+
+
+def _load_exported_model(path: Path) -> Model:
+    """An ``emoframe export`` file as a ``Model``: the runtime (onnxruntime or TorchScript) and its stored recipe."""
+    exported = load_exported(path)
+    recipe, _ = builder.upgrade_recipe(dict(exported.recipe))
+    data = builder.DataSpec(**dict(exported.data))
+    model_spec = model_spec_of(recipe, data, exported, torch.device("cpu"), thresholds=None, where=str(path))
+    return Model(exported, model_spec, data.preprocessing)
+
+
+def model_spec_of(
+    recipe: dict[str, Any],
+    data: builder.DataSpec,
+    forward: Any,
+    device: torch.device,
+    thresholds: list[float] | None,
+    where: str,
+) -> ModelSpec:
+    """What the inference pipeline needs of a model (``emoframe.inference.spec``), from its recipe and DataSpec."""
+    model = dict(recipe.get("model") or {})
+    target, args = TASKS.resolve({k: v for k, v in model.items() if k not in builder.TASK_INJECTED}, "model")
+    name = str(model.get("name") or getattr(target, "__name__", "task"))
+    data_cfg = dict(recipe.get("data") or {})
+    try:
+        dm_target, _ = DATAMODULES.resolve(data_cfg, "data")
+        defaults = dict(getattr(dm_target, "section_defaults", {}) or {})
+    except RecipeError:
+        defaults = {}
+    temporal = builder.temporal_spec(target, model.get("temporal"))
+    window, activation, kind = 1, "softmax", "frame"
+    if issubclass(target, SequenceClassifier):
+        kind = "clip"
+        window = int(((data_cfg.get("clip") or {}).get("frames")) or (defaults.get("clip") or {}).get("frames") or 16)
+    elif issubclass(target, FusionClassifier):
+        kind = "fusion"
+    elif issubclass(target, FrameClassifier):
+        kind = "frame"
+    elif issubclass(target, WindowTask):
+        kind = "window"
+        activation = "sigmoid" if issubclass(target, MultilabelClassifier) else "none"  # va_regressor: values
+        size = (data_cfg.get("windows") or {}).get("size") or (defaults.get("windows") or {}).get("size") or 150
+        window = int(size)
+        if thresholds is None and issubclass(target, MultilabelClassifier):
+            thresholds = [float(args.get("threshold", 0.5))] * data.num_classes
+    else:
+        raise RecipeError(f"{where}: task '{name}' is not one predict knows (frame, fusion, clip or window tasks)")
+    if data.image_size is None or data.mean is None or data.std is None:
+        raise RecipeError(f"{where}: its DataSpec has no image size or normalisation; predict cannot make inputs")
+    extractors = build_extractors(data_cfg.get("features")) if kind == "fusion" else []
+    mean = std = None
+    if kind == "fusion":
+        if data.feature_mean is None or data.feature_std is None:
+            raise RecipeError(
+                f"{where}: a fusion checkpoint from before emoframe stored its feature statistics; "
+                "fit it again (or test it with its data) to predict on pictures"
+            )
+        mean, std = np.asarray(data.feature_mean, np.float32), np.asarray(data.feature_std, np.float32)
+    return ModelSpec(
+        forward=forward,
+        kind=kind,  # type: ignore[arg-type]
+        class_names=list(data.class_names),
+        activation=activation,  # type: ignore[arg-type]
+        image_size=int(data.image_size),
+        channels=int(data.channels),
+        mean=list(data.mean),
+        std=list(data.std),
+        faces=data.faces,
+        window=window,
+        temporal=(temporal or {}).get("name") not in ("none", None),
+        extractors=extractors,
+        feature_mean=mean,
+        feature_std=std,
+        thresholds=thresholds,
+        task_name=name,
+        device=device,
+    )
 
 
 def export_model(
@@ -107,7 +211,7 @@ def export_model(
     if isinstance(items, bool) or not isinstance(items, int) or items < 1:
         raise RecipeError(f"--items: expected an integer >= 1, got {items!r}")
     checkpoint = read_checkpoint(ckpt)
-    task = _task_of(checkpoint)
+    task = _task_of(checkpoint)[0]
     batch, source = None, "random inputs (--parity random)"
     if parity == "data":
         batch, source = _real_batch(task.recipe or {}, overrides, items)

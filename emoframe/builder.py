@@ -470,6 +470,8 @@ class DataSpec:
     mean: list[float] | None = None
     std: list[float] | None = None
     faces: dict[str, Any] | None = None  # face_crop settings used in training; None: the inputs were crops already
+    feature_mean: list[float] | None = None  # hand-crafted features' training statistics (set when a fit saves)
+    feature_std: list[float] | None = None
 
     @classmethod
     def of(cls, datamodule: Any) -> DataSpec:

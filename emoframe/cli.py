@@ -105,6 +105,17 @@ def remove_unstarted_run(run_dir: Path, fresh: bool, global_zero: bool = True) -
             run_dir.parent.rmdir()
 
 
+def cmd_predict(ns: argparse.Namespace) -> None:
+    """``predict --ckpt X INPUT...`` (pictures, videos, streams: ``emoframe.predict``), else the datamodule's split."""
+    from emoframe.predict import run_predict, split_inputs
+
+    inputs, rest = split_inputs(ns.args)
+    if not inputs:
+        _evaluate(ns, "predict")
+        return
+    run_predict(ns, inputs, rest)
+
+
 def _evaluate(ns: argparse.Namespace, stage: str) -> None:
     from emoframe.builder import build, find_checkpoint, run_dir_of_checkpoint, stage_tta
     from emoframe.checkpoints import check_fits, read_checkpoint
@@ -427,6 +438,9 @@ def make_parser() -> argparse.ArgumentParser:
         if stage == "test":
             p.add_argument("--save-probs", metavar="PATH", help="write val and test probabilities (.probs.npz)")
         p.set_defaults(func=lambda ns, s=stage: _evaluate(ns, s))
+        if stage == "predict":
+            p.set_defaults(func=cmd_predict)
+            predict_args(p)
     p = sub.add_parser("export", help="a checkpoint as ONNX or TorchScript, checked against PyTorch at export")
     p.add_argument("args", nargs="*", metavar="key=value", help="overrides of the parity check's data (data.root=...)")
     p.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint written by emoframe fit")
@@ -443,7 +457,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", default="train,val", help="comma-separated: train, val, test, predict")
     p.add_argument("--tta", default="18", help="views averaged per frame: 1-18 of the paper's set, or a YAML list")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (times the views)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--overwrite", action="store_true", help="extract again even if a split file is complete")
     p.set_defaults(func=cmd_extract)
     p = sub.add_parser("ensemble", help="weights of a weighted ensemble by differential evolution, its report and file")
@@ -456,7 +469,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--nll-weight", type=float, default=0.1, help="log-loss term of the accuracy objective (0: pure)")
     p.add_argument("--seed", type=int, default=0, help="differential evolution's seed")
     p.add_argument("--tta", nargs="?", const="18", metavar="VIEWS", help="members' probabilities over TTA views")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.set_defaults(func=cmd_ensemble)
     p = sub.add_parser("svm", help="fit clip SVMs on extracted features (or --predict scores)")
     recipe_args(p)
@@ -482,6 +494,20 @@ def make_parser() -> argparse.ArgumentParser:
     recipe_args(p)
     p.set_defaults(func=cmd_config)
     return parser
+
+
+def predict_args(p: argparse.ArgumentParser) -> None:
+    """``predict --ckpt X INPUT...``: pictures, folders, globs, videos, camera indices, stream URLs."""
+    p.usage = "emoframe predict --ckpt PATH [options] INPUT... | emoframe predict [RECIPE] [key=value ...] --ckpt X"
+    p.add_argument("--faces", default="all", choices=("all", "largest", "none"), help="faces per frame to report")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="videos: look at one frame in N")
+    p.add_argument("--fps", type=float, help="videos: look at about this many frames per second")
+    p.add_argument("--render", metavar="OUT.mp4", help="one video in: write it with boxes, labels and bars")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
+    p.add_argument("--decode-side", type=int, default=640, help="decode videos at this longer side (0: full)")
+    p.add_argument("--no-timeline", action="store_true", help="no timeline PNG per video")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout (default for live sources)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,6 +150,33 @@ def multilabel_set(fer2013_zip: Path, tmp_path_factory: pytest.TempPathFactory) 
     return make_multilabel(tmp_path_factory.mktemp("multilabel"), fer2013_zip, participants=12).parent
 
 
+FER2013_RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
+
+
+def quick(run_dir: Path, zip_path: Path, *extra: str) -> list[str]:
+    """Overrides of a quiet, single-process fit of a FER2013 recipe into ``run_dir``."""
+    return [
+        f"data.root={zip_path}",
+        f"run.dir={run_dir}",
+        "data.loader.num_workers=0",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def fer2013_trained(tmp_path_factory: pytest.TempPathFactory, fer2013_zip: Path) -> Path:
+    """A small CNN fitted for 6 epochs on 4,000 real training images (about a minute on 2 cores), once per session:
+    the run folder of tests/test_fit_fer2013.py and of the inference tests' whole-picture accuracy."""
+    from emoframe.cli import main
+
+    runs = tmp_path_factory.mktemp("runs")
+    args = quick(runs, fer2013_zip, "data.subset=4000", "trainer.max_epochs=6", "scheduler.warmup_epochs=0.5")
+    assert main(["fit", FER2013_RECIPE, *args]) == 0
+    return runs / "fer2013_small_cnn" / "version_0"
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on two shared

@@ -11,29 +11,16 @@ import torch
 
 from emoframe.cli import main
 from emoframe.labels import EMOTIONS
+from tests.conftest import FER2013_RECIPE as RECIPE
+from tests.conftest import quick
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
-
-
-def quick(run_dir: Path, zip_path: Path, *extra: str) -> list[str]:
-    return [
-        f"data.root={zip_path}",
-        f"run.dir={run_dir}",
-        "data.loader.num_workers=0",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        *extra,
-    ]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, fer2013_zip: Path) -> Path:
-    """A small CNN fitted for 6 epochs on 4,000 real training images (about a minute on 2 cores)."""
-    runs = tmp_path_factory.mktemp("runs")
-    args = quick(runs, fer2013_zip, "data.subset=4000", "trainer.max_epochs=6", "scheduler.warmup_epochs=0.5")
-    assert main(["fit", RECIPE, *args]) == 0
-    return runs / "fer2013_small_cnn" / "version_0"
+def trained(fer2013_trained: Path) -> Path:
+    """The session's small CNN fitted for 6 epochs on 4,000 real training images (tests/conftest.py)."""
+    return fer2013_trained
 
 
 def test_fit_writes_checkpoints_config_and_offline_wandb_run(trained: Path) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emoframe.api import load_model
+from emoframe.api import load_task
 from emoframe.builder import build_datamodule, upgrade_recipe
 from emoframe.checkpoints import read_checkpoint
 from emoframe.config import checkpoint_recipe
@@ -94,7 +94,7 @@ class CheckpointMember:
         stored, _ = upgrade_recipe(checkpoint.require_recipe("ensemble members are checkpoints of emoframe fit"))
         recipe = checkpoint_recipe(stored, list(overrides))
         load_plugins(list(recipe.get("imports") or []))
-        task = frame_task(load_model(path, device=device), path)
+        task = frame_task(load_task(path, device=device), path)
         return cls(path, task, recipe)
 
     def probabilities(
@@ -200,7 +200,7 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> Ensem
             continue
         if m.checkpoint is None:
             raise RecipeError(f"{spec.path}: members[{i}] has probabilities but no checkpoint: it cannot predict")
-        task = frame_task(load_model(m.checkpoint, device=device), m.checkpoint)
+        task = frame_task(load_task(m.checkpoint, device=device), m.checkpoint)
         if list(task.class_names) != list(spec.class_names):
             raise RecipeError(
                 f"{m.checkpoint}: classes {task.class_names} are not the ensemble's {list(spec.class_names)}"

@@ -145,14 +145,19 @@ class FacePipeline:
             crop = cv2.resize(whole, (self.size, self.size), interpolation=_interpolation(whole, self.size))
             return FaceResult("fallback", crop=crop, reason="no face")
         face = pick(detections, self.keep, previous)
-        landmarks = self.predictor.predict(gray, face.box)
+        return self.crop_face(image, gray, face.box, face.score)
+
+    def crop_face(self, image: np.ndarray | None, gray: np.ndarray, box: Box, score: float) -> FaceResult:
+        """The aligned crop of the face in ``box`` (a detection of ``gray``, the frame ``image`` in gray): what
+        ``process`` makes of the face it picks, for callers that keep every face (``emoframe predict``)."""
+        landmarks = self.predictor.predict(gray, box)
         matrix = alignment_matrix(landmarks, self.size, **self.box)  # type: ignore[arg-type]
         crop = self._finish(align_face(self._colour(image, gray), landmarks, self.size, **self.box))
         return FaceResult(
             "face",
             crop=crop,
-            box=face.box,
-            score=face.score,
+            box=box,
+            score=score,
             landmarks=landmarks,
             crop_landmarks=transform_points(landmarks, matrix),
         )

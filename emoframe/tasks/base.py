@@ -161,4 +161,14 @@ class Task(pl.LightningModule):
         if self.recipe is not None:
             checkpoint[RECIPE_KEY] = self.recipe
         if self.data_spec is not None:
-            checkpoint[DATA_KEY] = self.data_spec
+            checkpoint[DATA_KEY] = {**self.data_spec, **self._feature_statistics()}
+
+    def _feature_statistics(self) -> dict[str, list[float]]:
+        """The datamodule's hand-crafted feature statistics (``feature_mean``, ``feature_std``: every split is
+        standardised with the train split's), so a predictor can standardise new faces' features the same way."""
+        trainer = getattr(self, "_trainer", None)
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        mean, std = getattr(datamodule, "feature_mean", None), getattr(datamodule, "feature_std", None)
+        if mean is None or std is None:
+            return {}
+        return {"feature_mean": [float(v) for v in mean], "feature_std": [float(v) for v in std]}
