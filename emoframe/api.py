@@ -91,7 +91,7 @@ def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Model:
     return Model(task, model_spec, data.preprocessing)
 
 
-EXPORTED_SUFFIXES = (".onnx", ".ts", ".torchscript", ".pt2")
+EXPORTED_SUFFIXES = (".onnx", ".ts")
 """Files of ``emoframe export`` (ONNX, TorchScript): ``load_model`` and ``predict --ckpt`` run them through
 ``emoframe.export.runtime.load_exported``."""
 
@@ -106,7 +106,8 @@ def _load_exported_model(path: Path, device: str | torch.device) -> Model:
     exported = load_exported(path)
     recipe, _ = builder.upgrade_recipe(dict(exported.recipe))
     data = builder.DataSpec(**dict(exported.data))
-    model_spec = model_spec_of(recipe, data, exported, torch.device("cpu"), thresholds=None, where=str(path))
+    thresholds = (getattr(exported, "extras", None) or {}).get("thresholds")
+    model_spec = model_spec_of(recipe, data, exported, torch.device("cpu"), thresholds=thresholds, where=str(path))
     return Model(exported, model_spec, data.preprocessing)
 
 
