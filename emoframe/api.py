@@ -115,7 +115,8 @@ def _load_exported_model(path: Path) -> Model:
     exported = load_exported(path)
     recipe, _ = builder.upgrade_recipe(dict(exported.recipe))
     data = builder.DataSpec(**dict(exported.data))
-    model_spec = model_spec_of(recipe, data, exported, torch.device("cpu"), thresholds=None, where=str(path))
+    thresholds = (getattr(exported, "extras", None) or {}).get("thresholds")
+    model_spec = model_spec_of(recipe, data, exported, torch.device("cpu"), thresholds=thresholds, where=str(path))
     return Model(exported, model_spec, data.preprocessing)
 
 

@@ -237,7 +237,7 @@ def test_resume_continues_in_the_saved_phase_and_matches_an_uninterrupted_run(
         (
             "callbacks.freeze_unfreeze.module=backbon",
             "Unknown module 'backbon' at callbacks.freeze_unfreeze.module: FrameClassifier has no 'backbon'."
-            " Did you mean 'backbone'? Its modules: backbone, head, loss, metrics",
+            " Did you mean 'backbone'? Its modules: backbone, head, loss, loss_means, metrics",
             False,
         ),
         (

@@ -175,7 +175,7 @@ def test_bad_on_bad_image_value(write_fer) -> None:
         ({"image": {"channels": 2}}, r"data.image.channels: expected 1 \(gray\) or 3 \(RGB\), got 2"),
         ({"variant": "fer30"}, "data.variant: expected 'fer28' or 'fer32', got 'fer30'"),
         ({"on_bad_image": "warn"}, "data.on_bad_image: expected 'error' or 'skip'"),
-        ({"loader": {"batch_size": 0}}, "data.loader.batch_size: expected an integer >= 1, got 0"),
+        ({"loader": {"batch_size": 0}}, "data.loader.batch_size: expected >= 1 and <= 65536, got 0"),
         ({"subset": 0}, "data.subset: expected None or >= 1, got 0"),
         ({"image": {"std": 0.0}}, "data.image.std: must be > 0"),
         ({"image": {"mean": [0.5, 0.5]}}, r"data.image.mean: expected one number or 1 \(one per channel\)"),
