@@ -98,7 +98,7 @@ def test_section_keys_are_checked_with_their_path(tmp_path: Path) -> None:
         build({"name": "afew", "root": str(tmp_path), "loader": 8}, "data")
     with pytest.raises(RecipeError, match=r"^Unknown key data\.folder for .*Did you mean 'folders'\?"):
         build({"name": "afew", "root": str(tmp_path), "folder": {}}, "data")
-    with pytest.raises(DataError, match=r"^data\.windows\.size: expected an integer >= 1 \(frames\), got 0$"):
+    with pytest.raises(RecipeError, match=r"^Out of range data\.windows\.size: expected >= 1 and <= 100000, got 0$"):
         build({"name": "recola", "root": str(tmp_path), "windows": {"size": 0}}, "data")
     with pytest.raises(DataError, match=r"^data\.folders\.tests: unknown split"):
         build({"name": "afew", "root": str(tmp_path), "folders": {"tests": "x"}}, "data")

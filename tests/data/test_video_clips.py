@@ -265,7 +265,7 @@ def test_sampling_uniform_all_and_stride(afew_set: Path) -> None:
     assert rec.fps == 25.0 and len(rec) > 8 and val.indices(0).tolist() == list(range(start, start + 8, 2))
     with pytest.raises(DataError, match=r"data.clip.stride_s: expected seconds > 0 with sampling: stride"):
         afew(afew_set, sampling="stride")
-    with pytest.raises(DataError, match=r"data.clip.frames: expected >= 1, got 0"):
+    with pytest.raises(RecipeError, match=r"Out of range data.clip.frames: expected >= 1 and <= 100000, got 0"):
         afew(afew_set, frames=0)
 
 
