@@ -127,7 +127,7 @@ class ModelSpec:
         """The label of one output row: the top class, the labels over their thresholds, or '' for values."""
         if not np.all(np.isfinite(values)):
             return ""
-        if self.activation == "softmax":
+        if self.activation in ("softmax", "probs"):
             return self.class_names[int(np.argmax(values))]
         if self.activation == "sigmoid":
             cut = self.thresholds or [0.5] * len(self.class_names)

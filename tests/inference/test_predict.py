@@ -308,3 +308,25 @@ def test_exported_files_need_the_export_package(task_checkpoints, tmp_path: Path
     fake.write_bytes(b"onnx")
     assert predict("--ckpt", str(fake), str(fake)) == 2
     assert "needs emoframe.export" in capsys.readouterr().err
+
+
+def test_tta_on_pictures_averages_views_and_flip_tta_is_mirror_symmetric(
+    task_checkpoints, fer_faces, tmp_path: Path
+) -> None:
+    """``predict --tta flip`` on ready crops: probabilities still sum to 1, and a mirrored picture gets the
+    same flip-averaged probabilities as the original (its two views are the original's two, swapped)."""
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for i, face in enumerate(fer_faces[:4]):
+        cv2.imwrite(str(folder / f"{i}.png"), face)
+        cv2.imwrite(str(folder / f"{i}_mirror.png"), face[:, ::-1])
+    out = tmp_path / "tta.csv"
+    ckpt = str(task_checkpoints["frame_classifier"])
+    assert predict("--ckpt", ckpt, str(folder), "--faces", "none", "--tta", "flip", "--output", str(out)) == 0
+    rows = {Path(r["source"]).stem: r for r in rows_of(out)}
+    assert len(rows) == 8
+    for i in range(4):
+        p = np.array([float(rows[str(i)][f"p_{c}"]) for c in EMOTIONS])
+        q = np.array([float(rows[f"{i}_mirror"][f"p_{c}"]) for c in EMOTIONS])
+        assert p.sum() == pytest.approx(1.0, abs=1e-4) and rows[str(i)]["prediction"] in EMOTIONS
+        np.testing.assert_allclose(p, q, atol=1e-5)
