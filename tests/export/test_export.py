@@ -90,7 +90,7 @@ def test_frame_model_parity_on_real_fer2013_faces(
     assert result.path == out and out.is_file() and not list(tmp_path.glob(".*partial*"))
     assert result.inputs == "8 real test items of data.fer2013" and result.parity.max_diff <= 1e-4
     model, exported = emoframe.load_model(frame_ckpt), emoframe.load_model(out)
-    assert isinstance(exported, runtime.ExportedModel) and exported.format == fmt
+    assert isinstance(exported.module, runtime.ExportedModel) and exported.format == fmt
     x = normalised(fer_faces)  # 64 faces: another batch size than the export's example and its parity check
     with torch.no_grad():
         want = model(x)
