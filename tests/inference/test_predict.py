@@ -297,17 +297,35 @@ def test_ctrl_c_keeps_well_formed_files(task_checkpoints, videos, tmp_path: Path
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_exported_files_need_the_export_package(task_checkpoints, tmp_path: Path, capsys) -> None:
-    try:
-        import emoframe.export.runtime  # noqa: F401
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_exported_model_gives_the_checkpoints_csv(fmt: str, task_checkpoints, videos, tmp_path: Path) -> None:
+    """``predict --ckpt model.onnx|.ts`` runs the same pipeline on the exported graph: the same rows, and
+    probabilities within the export's parity tolerance; a file that is not an exported model is one line."""
+    import emoframe
 
-        pytest.skip("emoframe.export is installed: its own tests cover exported models")
-    except ImportError:
-        pass
-    fake = tmp_path / "model.onnx"
+    ckpt = task_checkpoints["frame_classifier"]
+    exported = tmp_path / ("model.onnx" if fmt == "onnx" else "model.ts")
+    emoframe.export_model(ckpt, fmt, exported, parity="random")
+    runs = {}
+    for name, model in (("ckpt", ckpt), ("exported", exported)):
+        out = tmp_path / f"{name}.csv"
+        args = ("--ckpt", str(model), str(videos["angry"]), "--every", "17", "--output", str(out), "--no-timeline")
+        assert predict(*args) == 0
+        runs[name] = rows_of(out)
+    assert len(runs["ckpt"]) == len(runs["exported"]) > 0
+    for a, b in zip(runs["ckpt"], runs["exported"], strict=True):
+        assert (a["frame"], a["status"], a["box_left"], a["prediction"]) == (
+            b["frame"],
+            b["status"],
+            b["box_left"],
+            b["prediction"],
+        )
+        for c in EMOTIONS:
+            if a[f"p_{c}"]:
+                assert float(a[f"p_{c}"]) == pytest.approx(float(b[f"p_{c}"]), abs=1e-4)
+    fake = tmp_path / "fake.onnx"
     fake.write_bytes(b"onnx")
-    assert predict("--ckpt", str(fake), str(fake)) == 2
-    assert "needs emoframe.export" in capsys.readouterr().err
+    assert predict("--ckpt", str(fake), str(videos["angry"])) == 2
 
 
 def test_tta_on_pictures_averages_views_and_flip_tta_is_mirror_symmetric(
