@@ -425,7 +425,11 @@ def make_parser() -> argparse.ArgumentParser:
         recipe_args(p)
         p.add_argument("--ckpt", metavar="best|last|PATH", help="checkpoint (default: none)")
         p.add_argument("--output", help="where to write outputs (predict: CSV path; plots go beside it)")
-        p.add_argument("--device", default="auto", help="--tta, --save-probs, ensembles: auto, cpu, cuda, cuda:N")
+        p.add_argument(
+            "--device",
+            default="auto",
+            help="where the network runs (inputs, --tta, --save-probs, ensembles): auto, cpu, cuda, cuda:N",
+        )
         if stage != "validate":
             p.add_argument(
                 "--tta",
