@@ -153,11 +153,38 @@ WANDB_ID_FILE = "wandb_run_id"
 """In the run directory: the id of the run's W&B run, which a resumed run continues."""
 
 
+def wait_for_orphaned_wandb_services(timeout_s: float = 60.0) -> None:
+    """Wait (up to ``timeout_s``) for W&B services whose process was killed to exit.
+
+    A ``wandb-core`` service outlives a ``kill -9`` of its process for a moment and holds the run's id
+    ("run ID ... is in use"), so a resumed fit started at once could not continue that run. Linux only (/proc).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        orphans = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if not args or not args[0].endswith(b"wandb-core") or b"--pid" not in args:
+                continue
+            owner = args[args.index(b"--pid") + 1] if args.index(b"--pid") + 1 < len(args) else b""
+            if owner.isdigit() and not Path(f"/proc/{int(owner)}").exists():
+                orphans.append(cmdline)
+        if not orphans:
+            return
+        time.sleep(0.5)
+
+
 def wandb_run_id(save_dir: str, resume: bool) -> tuple[str, str | None]:
     """The W&B run id for a run logging to ``save_dir`` and W&B's ``resume`` mode: on resume the stored id
     (``"allow"``), else a new id, stored (by rank 0) for a later resume."""
     path = Path(save_dir) / WANDB_ID_FILE
     if resume and path.is_file() and (stored := path.read_text().strip()):
+        wait_for_orphaned_wandb_services()
         return stored, "allow"
     run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's id alphabet
     if rank_zero_only.rank == 0:  # global rank 0 only: under multi-node DDP every node has a LOCAL_RANK 0
