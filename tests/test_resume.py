@@ -63,6 +63,16 @@ def wandb_ids(run: Path) -> set[str]:
 
 
 def test_kill_mid_epoch_then_resume_ends_as_the_uninterrupted_run(fer2013_zip: Path, tmp_path: Path) -> None:
+    import wandb
+
+    wandb.setup()  # as after any in-process W&B test: the fits inherit this process's service (WANDB_SERVICE)
+    try:
+        kill_and_resume(fer2013_zip, tmp_path)
+    finally:
+        wandb.teardown()
+
+
+def kill_and_resume(fer2013_zip: Path, tmp_path: Path) -> None:
     logs = [tmp_path / f"fit{i}.log" for i in range(3)]
     whole = fit(logs[0], *args(fer2013_zip, tmp_path / "whole"))
     assert whole.wait(timeout=600) == 0, logs[0].read_text()[-3000:]

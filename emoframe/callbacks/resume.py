@@ -184,6 +184,9 @@ def wandb_run_id(save_dir: str, resume: bool) -> tuple[str, str | None]:
     (``"allow"``), else a new id, stored (by rank 0) for a later resume."""
     path = Path(save_dir) / WANDB_ID_FILE
     if resume and path.is_file() and (stored := path.read_text().strip()):
+        # A service inherited from a parent process (wandb sets WANDB_SERVICE for its children) outlives the killed
+        # run, and its stream there holds the id ("run ID ... is in use"): the resumed run starts its own service.
+        os.environ.pop("WANDB_SERVICE", None)
         wait_for_orphaned_wandb_services()
         return stored, "allow"
     run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's id alphabet
