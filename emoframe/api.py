@@ -23,6 +23,7 @@ import torch
 from emoframe import builder, config
 from emoframe.checkpoints import Checkpoint, read_checkpoint
 from emoframe.errors import RecipeError
+from emoframe.eval.postprocess import PostProcessor
 from emoframe.export.runtime import is_exported, load_exported
 from emoframe.features import build_extractors
 from emoframe.inference.predictor import Model
@@ -81,6 +82,7 @@ def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> Model:
         thresholds=[float(t) for t in thresholds] if isinstance(thresholds, torch.Tensor) else None,
         where=str(ckpt),
     )
+    model_spec.postprocessors = dict(getattr(task, "postprocessors", None) or {}) or None
     return Model(task, model_spec, data.preprocessing)
 
 
@@ -117,6 +119,8 @@ def _load_exported_model(path: Path) -> Model:
     data = builder.DataSpec(**dict(exported.data))
     thresholds = (getattr(exported, "extras", None) or {}).get("thresholds")
     model_spec = model_spec_of(recipe, data, exported, torch.device("cpu"), thresholds=thresholds, where=str(path))
+    stored = ((getattr(exported, "extras", None) or {}).get("postprocess") or {}).get("targets") or {}
+    model_spec.postprocessors = {n: PostProcessor.from_dict(d) for n, d in stored.items()} or None
     return Model(exported, model_spec, data.preprocessing)
 
 

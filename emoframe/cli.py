@@ -508,6 +508,9 @@ def predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faces", default="all", choices=("all", "largest", "none"), help="faces per frame to report")
     p.add_argument("--every", type=int, default=1, metavar="N", help="videos: look at one frame in N")
     p.add_argument("--fps", type=float, help="videos: look at about this many frames per second")
+    p.add_argument(
+        "--detect-every", type=int, default=1, metavar="N", help="find faces in one looked-at frame in N (faster)"
+    )
     p.add_argument("--render", metavar="OUT.mp4", help="one video in: write it with boxes, labels and bars")
     p.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
     p.add_argument("--decode-side", type=int, default=640, help="decode videos at this longer side (0: full)")

@@ -76,6 +76,7 @@ def run_predict(ns: argparse.Namespace, inputs: list[str], rest: list[str]) -> N
         faces=ns.faces,
         every=ns.every,
         fps=ns.fps,
+        detect_every=ns.detect_every,
         batch_size=ns.batch_size,
         decode_side=ns.decode_side or None,
         output=Path(ns.output) if ns.output else default_output(ckpt),

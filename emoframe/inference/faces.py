@@ -14,7 +14,10 @@ A model's ``DataSpec.faces`` says how its training faces were made:
 - ``faces="none"`` treats every input as a crop already (resized to the model's size).
 
 ``faces="all"`` reports every face; ``"largest"`` the largest one per frame. Faces keep an id from frame to
-frame (``Tracker``: greedy matching of boxes by overlap).
+frame (``Tracker``: greedy matching of boxes by overlap). ``detect_every=N`` runs the detector on one looked-at
+frame in N and crops the frames between with its boxes (the aligned pipeline still finds each frame's landmarks
+in the held box, so its crops follow the face): the detector is most of a frame's cost, and at 25 frames/s a
+face moves little in N-1 frames.
 """
 
 from __future__ import annotations
@@ -53,10 +56,16 @@ class Face:
 class FaceCropper:
     """Frames -> the faces a model trained with ``faces`` settings (``DataSpec.faces``) would have seen."""
 
-    def __init__(self, size: int, channels: int, faces: dict[str, Any] | None, mode: FaceMode = "all") -> None:
+    def __init__(
+        self, size: int, channels: int, faces: dict[str, Any] | None, mode: FaceMode = "all", detect_every: int = 1
+    ) -> None:
         if mode not in FACE_MODES:
             raise DataError(f"--faces: expected one of {', '.join(FACE_MODES)}, got {mode!r}")
-        self.size, self.channels, self.mode = int(size), int(channels), mode
+        if not isinstance(detect_every, int) or isinstance(detect_every, bool) or detect_every < 1:
+            raise DataError(f"--detect-every: expected an integer >= 1, got {detect_every!r}")
+        self.size, self.channels, self.mode, self.detect_every = int(size), int(channels), mode, detect_every
+        self._held: list[Detection] = []  # the last detection's faces, for the frames until the next one
+        self._looked = 0
         self.pipeline: FacePipeline | None = None
         if faces:
             settings = dict(faces)
@@ -81,16 +90,21 @@ class FaceCropper:
             return f"faces aligned as in training ({self.size} px, {'gray' if self.gray else 'RGB'})"
         return f"faces cropped as FER2013's ({FER_SCALE} x the detector box, {self.size} px)"
 
+    def reset(self) -> None:
+        """A new source: its first frame is searched whatever ``detect_every`` says."""
+        self._held, self._looked = [], 0
+
     def __call__(self, image: np.ndarray) -> list[Face]:
         """Every face of an RGB (or gray) frame, largest first (only the largest with ``mode="largest"``)."""
         if self.mode == "none":
             return [Face((0.0, 0.0, float(image.shape[1]), float(image.shape[0])), float("nan"), self._whole(image))]
         gray = to_gray_uint8(image)
-        found = self.detector.detect(gray)
-        found.sort(key=lambda d: -d.area)
-        if self.mode == "largest":
-            found = found[:1]
-        return [self._crop(image, gray, d) for d in found]
+        if self._looked % self.detect_every == 0:
+            found = self.detector.detect(gray)
+            found.sort(key=lambda d: -d.area)
+            self._held = found[:1] if self.mode == "largest" else found
+        self._looked += 1
+        return [self._crop(image, gray, d) for d in self._held]
 
     def _whole(self, image: np.ndarray) -> np.ndarray:
         source = to_gray_uint8(image) if self.gray else _rgb(image)
@@ -124,12 +138,14 @@ class FaceCropper:
 _CROPPERS: dict[str, FaceCropper] = {}
 
 
-def face_cropper(size: int, channels: int, faces: dict[str, Any] | None, mode: FaceMode = "all") -> FaceCropper:
+def face_cropper(
+    size: int, channels: int, faces: dict[str, Any] | None, mode: FaceMode = "all", detect_every: int = 1
+) -> FaceCropper:
     """A ``FaceCropper`` with its dlib models loaded, kept for the process: loading the detector and the 68-point
     predictor takes a second or more, and a worker process forked afterwards inherits them for free."""
-    key = json.dumps([size, channels, faces, mode], sort_keys=True, default=str)
+    key = json.dumps([size, channels, faces, mode, detect_every], sort_keys=True, default=str)
     if key not in _CROPPERS:
-        cropper = FaceCropper(size, channels, faces, mode)
+        cropper = FaceCropper(size, channels, faces, mode, detect_every)
         if mode != "none":
             cropper.detector._detector()
             if cropper.pipeline is not None:

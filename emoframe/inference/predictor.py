@@ -52,6 +52,7 @@ class Model:
         every: int = 1,
         fps: float | None = None,
         batch_size: int = 64,
+        detect_every: int = 1,
         progress: bool = False,
     ) -> Any:
         """A pandas DataFrame with ``emoframe predict``'s columns for ``x``: an image or video path (or a folder,
@@ -63,6 +64,7 @@ class Model:
             faces=faces,
             every=every,
             fps=fps,
+            detect_every=detect_every,
             batch_size=batch_size,
             progress=progress,
             worker=any_video,  # pictures: no worker process to start

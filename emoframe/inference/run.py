@@ -40,6 +40,7 @@ from emoframe.inference.outputs import (
     Timeline,
     open_sink,
 )
+from emoframe.inference.postprocess import RAW_PREFIX, StreamingPostProcess
 from emoframe.inference.sources import Frame, Sampling, Source, expand_inputs, iter_source, probe
 from emoframe.inference.spec import ModelSpec
 
@@ -54,6 +55,7 @@ class Options:
     faces: FaceMode = "all"
     every: int = 1
     fps: float | None = None
+    detect_every: int = 1  # run the face detector on one looked-at frame in N (the others reuse its boxes)
     batch_size: int = 64
     chunk: int = 32
     decode_side: int | None = 640
@@ -121,6 +123,7 @@ def look(
             continue
         yield ("source", i, source)
         tracker = Tracker()
+        cropper.reset()
         try:
             for frames in iter_source(source, sampling, options.chunk, options.decode_side):
                 yield ("chunk", i, [_look(f, cropper, tracker, spec) for f in frames])
@@ -215,11 +218,19 @@ def events(
 # -- the network side --------------------------------------------------------------------------------
 class Assembler:
     """Looked-at frames -> rows: faces batched through the network; clip and window models collect each track's
-    faces into windows of ``spec.window`` first (rows come when a window is full, or at the source's end)."""
+    faces into windows of ``spec.window`` first (rows come when a window is full, or at the source's end).
+    A valence/arousal model's fitted post-processing runs on each video's tracks (``raw_*``: the values before)."""
 
     def __init__(self, spec: ModelSpec, batch_size: int) -> None:
         self.spec, self.batch_size = spec, batch_size
-        self.columns = [*BASE_COLUMNS, *spec.value_columns, *(CLIP_COLUMNS if spec.kind == "clip" else ())]
+        self.raw = [RAW_PREFIX + c for c in spec.value_columns] if spec.postprocessors else []
+        self.columns = [
+            *BASE_COLUMNS,
+            *spec.value_columns,
+            *self.raw,
+            *(CLIP_COLUMNS if spec.kind == "clip" else ()),
+        ]
+        self.post: dict[str, StreamingPostProcess] = {}
         self.pending: dict[tuple[str, int], list[tuple[Looked, Face]]] = defaultdict(list)
         self.clips: dict[tuple[str, int], dict[str, Any]] = {}
         self.no_face_sources: dict[str, int] = defaultdict(int)
@@ -242,11 +253,24 @@ class Assembler:
         }
         for j, column in enumerate(self.spec.value_columns):
             row[column] = float(values[j]) if values is not None else nan
+        for column, raw in zip(self.spec.value_columns, self.raw):
+            row[raw] = row[column]
         if self.spec.kind == "clip":
             row.update(level="frame", frames=0, last_frame=looked.index, end_s=row["time_s"])
         return row
 
+    def start(self, source: Source, sampling: Sampling) -> None:
+        """A source begins: a video's post-processing runs at the rate of its looked-at frames."""
+        if self.spec.postprocessors and source.is_video:
+            fps = float(source.fps or 25.0)
+            self.post[source.name] = StreamingPostProcess(self.spec.postprocessors, fps / sampling.step(fps))
+
     def chunk(self, looked: list[Looked]) -> list[dict[str, Any]]:
+        rows = self._chunk(looked)
+        post = self.post.get(looked[0].source) if looked else None
+        return post.add(rows) if post is not None else rows
+
+    def _chunk(self, looked: list[Looked]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         if self.spec.kind in ("frame", "fusion") or (self.spec.kind == "window" and not self.spec.temporal):
             faces = [(item, face, k) for item in looked for k, face in enumerate(item.faces)]
@@ -299,7 +323,8 @@ class Assembler:
                 row.update(level="clip", frames=0)
                 rows.append(row)
         self.no_face_sources.pop(source, None)
-        return rows
+        post = self.post.pop(source, None)
+        return post.add(rows) + post.finish() if post is not None else rows
 
     def _flush(self, windows: list[tuple[tuple[str, int], list[tuple[Looked, Face]]]]) -> list[dict[str, Any]]:
         windows = [(key, items) for key, items in windows if items]
@@ -341,7 +366,7 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
         videos = [s for s in sources if s.kind == "video"]
         if len(videos) != 1 or len(sources) != 1:
             raise DataError("--render: give exactly one video file as the input")
-    cropper = face_cropper(spec.image_size, spec.channels, spec.faces, options.faces)
+    cropper = face_cropper(spec.image_size, spec.channels, spec.faces, options.faces, options.detect_every)
     live = any(s.kind == "live" for s in sources)
     sinks: list[RowSink] = []
     memory = MemorySink([]) if options.keep_rows else None
@@ -384,6 +409,7 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
                 summary.skipped[event[2]] = event[3]
             elif kind == "source":
                 source: Source = event[2]
+                assembler.start(source, sampling)
                 if source.kind == "video" and bar.total is not None:
                     bar.total += source.frames or 0
                     bar.refresh()

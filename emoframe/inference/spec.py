@@ -43,6 +43,7 @@ class ModelSpec:
     feature_mean: np.ndarray | None = None
     feature_std: np.ndarray | None = None
     thresholds: list[float] | None = None  # multi-label decisions
+    postprocessors: dict[str, Any] | None = None  # valence/arousal: fitted PostProcessor per target (videos)
     task_name: str = ""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 

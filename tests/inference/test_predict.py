@@ -348,3 +348,59 @@ def test_tta_on_pictures_averages_views_and_flip_tta_is_mirror_symmetric(
         q = np.array([float(rows[f"{i}_mirror"][f"p_{c}"]) for c in EMOTIONS])
         assert p.sum() == pytest.approx(1.0, abs=1e-4) and rows[str(i)]["prediction"] in EMOTIONS
         np.testing.assert_allclose(p, q, atol=1e-5)
+
+
+def test_a_va_model_s_fitted_post_processing_runs_on_each_track(task_checkpoints, videos, tmp_path: Path) -> None:
+    """The checkpoint's post-processing (as va_postprocess fits it) applies to each face track of the video:
+    values equal PostProcessor.apply on the track's raw values, which are kept beside them."""
+    import torch
+
+    from emoframe.eval.postprocess import PostProcessor
+    from emoframe.tasks.va_regressor import POSTPROCESS_KEY
+
+    fitted = {
+        "arousal": PostProcessor(fps=25.0, median_window=15, bias=0.2, scale=2.0, shift=5),
+        "valence": PostProcessor(fps=25.0, median_window=5, bias=-0.1, scale_centre=0.1, scale=0.5),
+    }
+    payload = torch.load(task_checkpoints["va_regressor"], map_location="cpu", weights_only=False)
+    payload[POSTPROCESS_KEY] = {"targets": {n: p.to_dict() for n, p in fitted.items()}, "best_val_ccc": 0.0}
+    ckpt = tmp_path / "va_post.ckpt"
+    torch.save(payload, ckpt)
+    out = tmp_path / "va.csv"
+    assert predict("--ckpt", str(ckpt), str(videos["angry"]), "--every", "2", "--output", str(out)) == 0
+    rows = [r for r in rows_of(out) if r["status"] == "face"]
+    assert rows
+    rate = 23.976 / 2  # angry.mp4's frame rate, one frame in 2 looked at: windows of 0.48 times the frames
+    for track in {r["track_id"] for r in rows}:
+        mine = sorted((r for r in rows if r["track_id"] == track), key=lambda r: int(r["frame"]))
+        for name, p in fitted.items():
+            scaled = PostProcessor(
+                fps=rate,
+                median_window=7 if name == "arousal" else 3,
+                bias=p.bias,
+                scale_centre=p.scale_centre,
+                scale=p.scale,
+                shift=2 if name == "arousal" else 0,
+            )  # 15 -> 7.2 -> 7 frames (odd), 5 -> 2.4 -> 3 (odd); shift 5 -> 2.4 -> 2
+            raw = np.array([float(r[f"raw_{name}"]) for r in mine])
+            np.testing.assert_allclose([float(r[name]) for r in mine], scaled.apply([raw])[0], atol=1e-6)
+
+
+def test_detect_every_n_reuses_the_detector_s_boxes_between_detections(
+    task_checkpoints, videos, tmp_path: Path
+) -> None:
+    """--detect-every 3: frames 0, 3, 6... of those looked at have the boxes of a full run; the two after each
+    reuse them (their crops, and so their predictions, come from their own pixels)."""
+    every, held = tmp_path / "every.csv", tmp_path / "held.csv"
+    ckpt, video = str(task_checkpoints["frame_classifier"]), str(videos["angry"])
+    assert predict("--ckpt", ckpt, video, "--every", "2", "--faces", "largest", "--output", str(every)) == 0
+    args = ("--every", "2", "--faces", "largest", "--detect-every", "3", "--output", str(held))
+    assert predict("--ckpt", ckpt, video, *args) == 0
+    box = ("box_left", "box_top", "box_right", "box_bottom")
+    full = {int(r["frame"]): tuple(r[k] for k in box) for r in rows_of(every)}
+    reused = {int(r["frame"]): tuple(r[k] for k in box) for r in rows_of(held)}
+    assert sorted(full) == sorted(reused) == list(range(0, 68, 2))
+    for k, frame in enumerate(sorted(reused)):
+        detected = sorted(reused)[k - k % 3]
+        assert reused[frame] == full[detected], frame
+    assert predict("--ckpt", ckpt, video, "--detect-every", "0") == 2
