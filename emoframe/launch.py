@@ -10,7 +10,9 @@ so before Lightning creates the process group inside ``trainer.fit``. Each launc
   again and resumes from its ``last.ckpt``.
 - **torchrun**: global rank 0 picks the directory as a single process would (the next ``version_<n>``) and hands
   it to the others through the elastic agent's c10d store (``MASTER_ADDR:MASTER_PORT``, the store torchrun
-  already runs for the rendezvous, reachable before any process group exists).
+  already runs for the rendezvous, reachable before any process group exists). The store outlives the workers,
+  so an elastic restart (``--max-restarts``, ``TORCHELASTIC_RESTART_COUNT`` > 0, after a worker failed) finds
+  the first attempt's choice there and continues that run from its ``last.ckpt``.
 - **Lightning's launcher** (``trainer.devices=2`` without torchrun): Lightning starts ranks 1.. as copies of
   rank 0's command after rank 0 has chosen; they read its choice from ``EMOFRAME_RUN_DIR``.
 - ``run.version`` set in the recipe or on the command line (every rank sees the same overrides) wins over all.
@@ -123,8 +125,9 @@ def run_dir_for(base: Path, version: str | None, launch: Launch | None = None) -
 
 
 def pinned(version: str | None, launch: Launch) -> bool:
-    """Whether the run directory is the same on a relaunch: ``run.version`` given, or named after a SLURM job."""
-    return version is not None or launch.kind == "slurm"
+    """Whether the run directory is the same on a relaunch: ``run.version`` given, named after a SLURM job, or a
+    torchrun attempt's (a restarted attempt reads the first one's from the agent's store)."""
+    return version is not None or launch.kind in ("slurm", "torchrun")
 
 
 def share_from_rank_zero(choose: Callable[[], str], launch: Launch) -> str:
@@ -135,7 +138,7 @@ def share_from_rank_zero(choose: Callable[[], str], launch: Launch) -> str:
     """
     import torch.distributed as dist  # torch is loaded by then anyway; distributed only on this path
 
-    key = f"emoframe/run_dir/{launch.restart_count}/{next(_agreements)}"
+    key = f"emoframe/run_dir/{next(_agreements)}"  # the same in every attempt: a restart finds the first's
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not os.environ.get("MASTER_PORT"):
         raise RecipeError(
             "run.version: this torchrun launch has no agent store to agree on a run directory through; "
@@ -144,7 +147,7 @@ def share_from_rank_zero(choose: Callable[[], str], launch: Launch) -> str:
     store = dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=STORE_TIMEOUT
     )
-    if launch.is_global_zero:
+    if launch.is_global_zero and not (launch.restarted and store.check([key])):
         store.set(key, choose())
     return store.get(key).decode()
 

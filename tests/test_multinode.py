@@ -126,6 +126,42 @@ def test_two_node_torchrun_writes_one_run_and_matches_one_process(
         assert float(single[key]) == pytest.approx(float(val[key]), abs=1e-4), key
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(torchrun_missing(), reason="torchrun (torch.distributed.run) is not available in this torch build")
+def test_torchrun_restart_after_a_worker_crash_continues_the_same_run(tmp_path: Path, fer2013_zip: Path) -> None:
+    """A worker dies in its second epoch; torchrun (``--max-restarts=1``) restarts it; the new attempt reads the
+    first attempt's run directory from the agent's store and resumes its last.ckpt: one run, each epoch once."""
+    (tmp_path / "runs" / "fer2013_small_cnn" / "version_0").mkdir(parents=True)  # the first attempt picks version_1
+    port = free_port()
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=1", "--max-restarts=1"]
+    launcher += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=emoframe-restart"]
+    crash = "callbacks.crash={class_path: tests.fixtures.pause.ExitAt, epoch: 1, batch: 2}"
+    fit = ["-m", "emoframe", "fit", RECIPE, *tiny(fer2013_zip, "runs"), "trainer.max_epochs=2", crash]
+    fit += ["trainer.accelerator=cpu", "trainer.devices=1", "loggers.wandb=null"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TORCHELASTIC_"))}
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    log = tmp_path / "torchrun.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*launcher, *fit], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        code = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    run = tmp_path / "runs" / "fer2013_small_cnn" / "version_1"
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0", "version_1"], "the restart made no new run"
+    resumed = [ln for ln in text.splitlines() if ln.startswith("Resuming from ")]
+    assert len(resumed) == 1 and "version_1/checkpoints/last.ckpt (restart 1 of" in resumed[0], text[-3000:]
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 1
+    rows = [r for f in run.glob("csv/version_*/metrics.csv") for r in csv.DictReader(f.open()) if r.get("val/acc")]
+    assert [r["epoch"] for r in rows] == ["0", "1"], rows
+
+
 def val_acc(run: Path) -> list[float]:
     rows = [r for f in sorted(run.glob("csv/version_*/metrics.csv")) for r in csv.DictReader(f.open())]
     return [float(r["val/acc"]) for r in rows if r.get("val/acc")]
