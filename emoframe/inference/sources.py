@@ -5,17 +5,23 @@ Video files are decoded with decord (``emoframe.files.video``), ``chunk`` frames
 reduced size (``decode_side``: the detector downscales to about that anyway, so decoding a 1080p film at full
 size would be wasted work); live sources (a camera index, ``rtsp://``, ``http://`` MJPEG, ...) through OpenCV's
 ``VideoCapture``. ``every`` keeps one frame in N, ``fps`` about that many frames per second of the input.
+
+A video's next chunk is decoded by a thread while the caller looks for faces in the current one
+(``prefetched``): decord's decoding is a ctypes call, which releases the GIL, so it runs on the second core
+beside dlib's detector, and at most one chunk waits (memory stays flat).
 """
 
 from __future__ import annotations
 
 import glob
 import math
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -25,6 +31,7 @@ from emoframe.files.video import VIDEO_SUFFIXES, open_video
 
 Kind = Literal["image", "video", "live"]
 GLOB_CHARS = ("*", "?", "[")
+T = TypeVar("T")
 
 
 @dataclass
@@ -212,7 +219,7 @@ def iter_source(
             image, error = read_image(source.target)
             yield [Frame(source.name, 0, 0.0, image, error)]
     elif source.kind == "video":
-        yield from _video_frames(source, sampling, chunk, decode_side)
+        yield from prefetched(_video_frames(source, sampling, chunk, decode_side))
     else:
         yield from _live_frames(source, sampling, chunk)
 
@@ -240,6 +247,45 @@ def _video_frames(source: Source, sampling: Sampling, chunk: int, decode_side: i
             yield [Frame(source.name, part[0], part[0] / source.fps, None, f"frames from {part[0]} unreadable: {text}")]
             return
         yield [Frame(source.name, i, i / source.fps, image, scale=scale) for i, image in zip(part, images, strict=True)]
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items``, produced by a background thread at most ``depth`` ahead of the caller, in order; an exception
+    in the producer is raised here at its place in the sequence. Closing this generator stops the thread."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(message: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as err:  # handed to the caller, raised there
+            put(("error", err))
+
+    thread = threading.Thread(target=produce, name="emoframe-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def open_capture(source: Source) -> Any:
