@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.callbacks import (
@@ -52,6 +53,12 @@ class EMA(EMAWeightAveraging):
             update_every_n_steps=update_every_n_steps,
             update_starting_at_epoch=update_starting_at_epoch,
         )
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        """Outside fit (``emoframe test``/``validate``/``predict``) the checkpoint's ``state_dict``, the average, is
+        all there is to load: no average model to restore, and no warning saying so."""
+        if self._average_model is not None:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 def wandb_offline_by_default() -> bool:
