@@ -180,6 +180,7 @@ CALLBACK_CFGS = {
     "lr_monitor": {"logging_interval": "epoch"},
     "progress_bar": {},
     "rich_progress_bar": {},
+    "ema": {"decay": 0.99},
     "freeze_unfreeze": {
         "module": "backbone",
         "epochs": 5,

@@ -252,7 +252,8 @@ def test_restart_resumes_only_a_pinned_run(tmp_path: Path) -> None:
     assert restart_checkpoint(tmp_path, None, requeued) == last
     assert restart_checkpoint(tmp_path, None, Launch("slurm", job="7")) is None  # first start: nothing to resume
     torchrun_restart = Launch("torchrun", restart_count=1)
-    assert restart_checkpoint(tmp_path, None, torchrun_restart) is None  # a new version_<n>: not this run
+    assert restart_checkpoint(tmp_path, None, torchrun_restart) == last  # the first attempt's run, from the store
+    assert restart_checkpoint(tmp_path, None, Launch("torchrun")) is None  # a first attempt resumes nothing
     assert restart_checkpoint(tmp_path, "v1", torchrun_restart) == last  # run.version pins it
 
 
