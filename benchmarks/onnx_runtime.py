@@ -120,9 +120,15 @@ def main() -> None:
         f"recipes set it); onnxruntime {onnxruntime.__version__} CPU provider and TorchScript through",
         "`emoframe.export.runtime.load_exported`, tensors in and out. Median of "
         f"{args.rounds} rounds of {args.seconds:g} s each; both libraries get the same intra-op threads.",
-        f"**The machine was shared with other jobs**: {os.cpu_count()} cores, 1-minute load average {load_before:.1f}",
-        f"before the run and {load_after:.1f} after it: absolute figures, and the ratios too, move from run to run",
-        "(a thread pool waiting for a busy core loses most); rerun on an idle machine before relying on them.",
+        (
+            f"The machine ran nothing else: {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before the "
+            f"run and {load_after:.1f} after it (this run's own threads)."
+            if load_before < 1.0
+            else f"**The machine was shared with other jobs**: {os.cpu_count()} cores, 1-minute load average "
+            f"{load_before:.1f} before the run and {load_after:.1f} after it: absolute figures, and the ratios too, "
+            "move from run to run (a thread pool waiting for a busy core loses most); rerun on an idle machine "
+            "before relying on them."
+        ),
         "",
         "| model | threads | batch | PyTorch faces/s | onnxruntime faces/s | onnxruntime / PyTorch | TorchScript faces/s "
         "| parity at export (max abs diff) | ONNX file |",
