@@ -383,7 +383,9 @@ def test_a_va_model_s_fitted_post_processing_runs_on_each_track(task_checkpoints
                 shift=2 if name == "arousal" else 0,
             )  # 15 -> 7.2 -> 7 frames (odd), 5 -> 2.4 -> 3 (odd); shift 5 -> 2.4 -> 2
             raw = np.array([float(r[f"raw_{name}"]) for r in mine])
-            np.testing.assert_allclose([float(r[name]) for r in mine], scaled.apply([raw])[0], atol=1e-6)
+            np.testing.assert_allclose(
+                [float(r[name]) for r in mine], scaled.apply([raw])[0], atol=2e-5
+            )  # the CSV keeps 6 digits
 
 
 def test_detect_every_n_reuses_the_detector_s_boxes_between_detections(
