@@ -1,6 +1,7 @@
 """Train a FER2013 recipe with `emoframe fit`, test its best checkpoint, and record accuracy and wall time.
 
 python benchmarks/fer2013_recipe.py recipes/fer2013_small_cnn.yaml [key=value ...] [--data ../shared/data]
+    [--section NAME]  (another section than fer2013-<recipe>, e.g. for another seed: seed=1 --section ...-seed1)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs"))
+    p.add_argument("--section", help="the section of docs/benchmarks.md to write (default fer2013-<recipe>)")
     ns = p.parse_args()
     name = Path(ns.recipe).stem
     zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
@@ -79,7 +81,7 @@ def main() -> None:
         f"{epochs} | {fit_s / 60:.1f} min |\n\n"
         f"Per-class recall on PrivateTest: {recall}.  Confusion matrix: `{_relative(run_dir / 'test')}`.{tta}"
     )
-    write_section(f"fer2013-{name}", body)
+    write_section(ns.section or f"fer2013-{name}", body)
 
 
 if __name__ == "__main__":

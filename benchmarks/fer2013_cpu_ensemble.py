@@ -1,0 +1,89 @@
+"""Issue 15's ensemble goal: at most three CPU-trained FER2013 members, weighted by differential evolution.
+
+python benchmarks/fer2013_cpu_ensemble.py CKPT CKPT CKPT [--tta none,paper] [--data ../shared/data]
+
+The members are checkpoints trained by `benchmarks/fer2013_recipe.py` (each fit within one CPU hour; their own
+sections of docs/benchmarks.md give the fit times). For each view set, `emoframe ensemble`'s run: every member,
+their plain average and the weights found by `scipy.optimize.differential_evolution` on PublicTest (validation),
+all scored on PrivateTest (test); then the section ``fer2013-cpu-ensemble``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| model | weight | val acc % | test acc % | test macro F1 % |", "|---|---|---|---|---|"]
+    for r in rows:
+        weight = "" if r["weight"] is None else f"{r['weight']:.3f}"
+        best = " (best on val)" if r["kind"].startswith("best") else ""
+        lines.append(
+            f"| {r['model']}{best} | {weight} | {100 * r['val_acc']:.2f} | {100 * r['test_acc']:.2f} | "
+            f"{100 * r['test_macro_f1']:.2f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("members", nargs="+", help="the members' checkpoints (at most three for issue 15's goal)")
+    p.add_argument("--tta", default="none,paper", help="view sets of the members: none, flip, ten_crop, paper, ...")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "fer2013_cpu_ensemble"))
+    p.add_argument("--no-write", action="store_true", help="print the section, leave docs/benchmarks.md as it is")
+    ns = p.parse_args()
+    os.environ.setdefault("WANDB_MODE", "offline")
+    import torch
+
+    from emoframe.ensemble.run import run_ensemble
+    from emoframe.tta import parse_tta
+
+    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    lines = [
+        f"## FER2013: an ensemble of {len(ns.members)} CPU-trained members (issue 15: 72% or more)",
+        "",
+        "Members: " + ", ".join(f"`{m}`" for m in ns.members) + ". Validation = PublicTest (the weights are "
+        "fitted there), test = PrivateTest, all 3,589 images of each. torch threads: "
+        f"{torch.get_num_threads()}.",
+        "",
+    ]
+    for label in ns.tta.split(","):
+        views = None if label == "none" else parse_tta(label)
+        t0 = time.perf_counter()
+        result = run_ensemble(
+            ns.members, Path(ns.runs) / label, "fer2013_cpu", [f"data.root={zip_path}"], views=views, device="cpu"
+        )
+        seconds = time.perf_counter() - t0
+        rows = result.rows
+        best = next(r for r in rows if r["kind"].startswith("best"))
+        de, avg = rows[-1], rows[-2]
+        lines += [
+            f"TTA of the members: {label} ({len(views or [1])} views); weights kept: {result.search.method}, "
+            f"{result.search.describe()} ({seconds:.0f} s for the run, the members' probabilities included).",
+            "",
+            *table(rows),
+            "",
+            f"Weighted minus best member (test): {100 * (de['test_acc'] - best['test_acc']):+.2f} points; weighted "
+            f"minus average: {100 * (de['test_acc'] - avg['test_acc']):+.2f}. Ensemble file: "
+            f"`{Path(ns.runs).relative_to(REPO) if Path(ns.runs).is_relative_to(REPO) else ns.runs}/{label}/"
+            "fer2013_cpu.ensemble.yaml`.",
+            "",
+        ]
+    body = "\n".join(lines)
+    print(body)
+    if not ns.no_write:
+        write_section("fer2013-cpu-ensemble", body)
+
+
+if __name__ == "__main__":
+    main()
