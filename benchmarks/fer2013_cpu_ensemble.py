@@ -68,7 +68,7 @@ def main() -> None:
         best = next(r for r in rows if r["kind"].startswith("best"))
         de, avg = rows[-1], rows[-2]
         lines += [
-            f"TTA of the members: {label} ({len(views or [1])} views); weights kept: {result.search.method}, "
+            f"TTA of the members: {label} ({len(views or [1])} view{'s' if views and len(views) > 1 else ''}); weights kept: {result.search.method}, "
             f"{result.search.describe()} ({seconds:.0f} s for the run, the members' probabilities included).",
             "",
             *table(rows),

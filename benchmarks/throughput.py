@@ -47,6 +47,7 @@ def recipe(zip_path: Path, images: int, epochs: int, channels_last: bool, run_di
             "trainer.enable_model_summary=false",
             "trainer.enable_checkpointing=false",
             "callbacks.checkpoint=null",
+            "callbacks.last_checkpoint=null",
             "loggers.wandb=null",
         ],
     )
@@ -134,7 +135,7 @@ def main() -> None:
         "",
         f"channels_last speeds `emoframe fit` up {speedup:.2f}x on this CPU (same run). Without a loader process "
         f"(`data.loader.num_workers: 0`, as in recipes/fer2013_cpu_hour.yaml) `emoframe fit` runs {workers:.2f}x "
-        "as fast as with one: on 2 cores the loader process competes with the two torch threads. torch.compile "
+        "as fast as with one loader process (same run). torch.compile "
         f"(inductor, compiled before the timed part) runs the plain loop at {compiled:.2f}x of eager.",
     ]
     write_section("throughput", "\n".join(lines))
