@@ -45,3 +45,16 @@ def write_section(name: str, body: str) -> None:
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
     print(f"wrote section '{name}' of {DOC}")
+
+
+def ensemble_table(rows: list[dict]) -> list[str]:
+    """The member / average / weighted rows of an `emoframe ensemble` run as a markdown table."""
+    lines = ["| model | weight | val acc % | test acc % | test macro F1 % |", "|---|---|---|---|---|"]
+    for r in rows:
+        weight = "" if r["weight"] is None else f"{r['weight']:.3f}"
+        best = " (best on val)" if r["kind"].startswith("best") else ""
+        lines.append(
+            f"| {r['model']}{best} | {weight} | {100 * r['val_acc']:.2f} | {100 * r['test_acc']:.2f} | "
+            f"{100 * r['test_macro_f1']:.2f} |"
+        )
+    return lines

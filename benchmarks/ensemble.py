@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import ensemble_table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def main() -> None:
         ]
         folder = runs / f"member_seed{seed}" / "0"
         done = folder / "done"
-        if ns.phase != "evaluate" and seed in seeds and not done.is_file():
+        if ns.phase in ("fit", "all") and seed in seeds and not done.is_file():  # report and ensemble never train
             shutil.rmtree(folder, ignore_errors=True)  # an interrupted member is trained again from the start
             t0 = time.perf_counter()
             assert cli(["fit", str(REPO / "recipes" / "fer2013_small_cnn.yaml"), *args]) == 0
@@ -175,15 +175,8 @@ def report(ns: argparse.Namespace, results: dict, fit_seconds: list[float], thre
             f"TTA of the members: {label}; weights kept: {table['method']} ({table['seconds']:.0f} s for "
             "`emoframe ensemble`, the members' validation and test probabilities included).",
             "",
-            "| model | weight | val acc % | test acc % | test macro F1 % |",
-            "|---|---|---|---|---|",
+            *ensemble_table(rows),
         ]
-        for r in rows:
-            w = "" if r["weight"] is None else f"{r['weight']:.3f}"
-            lines.append(
-                f"| {r['model']}{' (best on val)' if r['kind'].startswith('best') else ''} | {w} | "
-                f"{100 * r['val_acc']:.2f} | {100 * r['test_acc']:.2f} | {100 * r['test_macro_f1']:.2f} |"
-            )
         best = next(r for r in rows if r["kind"].startswith("best"))
         de, avg = rows[-1], rows[-2]
         lines += [

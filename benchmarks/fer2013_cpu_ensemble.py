@@ -17,21 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import ensemble_table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def table(rows: list[dict]) -> list[str]:
-    lines = ["| model | weight | val acc % | test acc % | test macro F1 % |", "|---|---|---|---|---|"]
-    for r in rows:
-        weight = "" if r["weight"] is None else f"{r['weight']:.3f}"
-        best = " (best on val)" if r["kind"].startswith("best") else ""
-        lines.append(
-            f"| {r['model']}{best} | {weight} | {100 * r['val_acc']:.2f} | {100 * r['test_acc']:.2f} | "
-            f"{100 * r['test_macro_f1']:.2f} |"
-        )
-    return lines
 
 
 def main() -> None:
@@ -71,7 +59,7 @@ def main() -> None:
             f"TTA of the members: {label} ({len(views or [1])} view{'s' if views and len(views) > 1 else ''}); weights kept: {result.search.method}, "
             f"{result.search.describe()} ({seconds:.0f} s for the run, the members' probabilities included).",
             "",
-            *table(rows),
+            *ensemble_table(rows),
             "",
             f"Weighted minus best member (test): {100 * (de['test_acc'] - best['test_acc']):+.2f} points; weighted "
             f"minus average: {100 * (de['test_acc'] - avg['test_acc']):+.2f}. Ensemble file: "
