@@ -1,6 +1,7 @@
 """Issue 15's ensemble goal: at most three CPU-trained FER2013 members, weighted by differential evolution.
 
 python benchmarks/fer2013_cpu_ensemble.py CKPT CKPT CKPT [--tta none,paper] [--data ../shared/data]
+    [--section NAME --about TEXT]  (another section than fer2013-cpu-ensemble, e.g. for members of other seeds)
 
 The members are checkpoints trained by `benchmarks/fer2013_recipe.py` (each fit within one CPU hour; their own
 sections of docs/benchmarks.md give the fit times). For each view set, `emoframe ensemble`'s run: every member,
@@ -22,12 +23,27 @@ from _report import ensemble_table, write_section
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cached_probabilities(ckpt: Path, views: list | None, under: Path) -> Path | None:
+    """A probability file an earlier ensemble run saved for ``ckpt`` with these TTA views (no need to recompute)."""
+    from emoframe.eval.probabilities import read_probabilities
+
+    want = [v.settings() for v in views] if views else None
+    for path in sorted(under.glob("**/members/*.probs.npz")):
+        meta = read_probabilities(path).meta
+        if meta.get("checkpoint") == str(ckpt.resolve()) and meta.get("tta") == want:
+            return path
+    return None
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("members", nargs="+", help="the members' checkpoints (at most three for issue 15's goal)")
     p.add_argument("--tta", default="none,paper", help="view sets of the members: none, flip, ten_crop, paper, ...")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "fer2013_cpu_ensemble"))
+    p.add_argument("--section", default="fer2013-cpu-ensemble", help="the section of docs/benchmarks.md to write")
+    p.add_argument("--about", default="", help="what sets the members apart, added to the section's heading")
+    p.add_argument("--reuse", default=str(REPO / "benchmarks" / "runs"), help="where to look for saved probabilities")
     p.add_argument("--no-write", action="store_true", help="print the section, leave docs/benchmarks.md as it is")
     ns = p.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -38,7 +54,8 @@ def main() -> None:
 
     zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
     lines = [
-        f"## FER2013: an ensemble of {len(ns.members)} CPU-trained members (issue 15: 72% or more)",
+        f"## FER2013: an ensemble of {len(ns.members)} CPU-trained members{', ' + ns.about if ns.about else ''} "
+        "(issue 15: 72% or more)",
         "",
         "Members: " + ", ".join(f"`{m}`" for m in ns.members) + ". Validation = PublicTest (the weights are "
         "fitted there), test = PrivateTest, all 3,589 images of each. torch threads: "
@@ -48,16 +65,25 @@ def main() -> None:
     for label in ns.tta.split(","):
         views = None if label == "none" else parse_tta(label)
         t0 = time.perf_counter()
+        members, reused = list(ns.members), {}
+        for i, m in enumerate(ns.members):  # a checkpoint whose probabilities with these views are on disk already
+            found = cached_probabilities(Path(m), views, Path(ns.reuse)) if m.endswith(".ckpt") else None
+            if found is not None:
+                members[i], reused[i] = str(found), Path(m)
+                print(f"Member {i}: probabilities with {label} views read from {found}", flush=True)
         result = run_ensemble(
-            ns.members, Path(ns.runs) / label, "fer2013_cpu", [f"data.root={zip_path}"], views=views, device="cpu"
+            members, Path(ns.runs) / label, "fer2013_cpu", [f"data.root={zip_path}"], views=views, device="cpu"
         )
         seconds = time.perf_counter() - t0
         rows = result.rows
+        for i, ckpt in reused.items():  # named as its checkpoint, as the computed members are
+            rows[i]["model"] = f"{ckpt.parent.parent.parent.name}/{ckpt.parent.parent.name}/{ckpt.stem}"
         best = next(r for r in rows if r["kind"].startswith("best"))
         de, avg = rows[-1], rows[-2]
         lines += [
             f"TTA of the members: {label} ({len(views or [1])} view{'s' if views and len(views) > 1 else ''}); weights kept: {result.search.method}, "
-            f"{result.search.describe()} ({seconds:.0f} s for the run, the members' probabilities included).",
+            f"{result.search.describe()} ({seconds:.0f} s for the run, the members' probabilities included"
+            f"{f', {len(reused)} of them read from an earlier run' if reused else ''}).",
             "",
             *ensemble_table(rows),
             "",
@@ -70,7 +96,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if not ns.no_write:
-        write_section("fer2013-cpu-ensemble", body)
+        write_section(ns.section, body)
 
 
 if __name__ == "__main__":
