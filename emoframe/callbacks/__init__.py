@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.callbacks import (
     EarlyStopping,
@@ -36,23 +37,42 @@ CALLBACKS.register("progress_bar")(TQDMProgressBar)
 CALLBACKS.register("rich_progress_bar")(RichProgressBar)
 
 
+def warmed_up_ema(decay: float) -> Any:
+    """The EMA update with timm's (and TensorFlow's) warm-up: after ``n`` updates the decay is
+    ``min(decay, (1 + n) / (10 + n))``, so the average forgets the initial weights within the first few hundred
+    steps instead of the first few thousand, and the first epochs validate what the network has learned."""
+
+    @torch.no_grad()
+    def update(average: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        d = torch.clamp((1 + num_averaged) / (10 + num_averaged), max=decay).to(current.device)
+        return d * average + (1 - d) * current
+
+    return update
+
+
 @CALLBACKS.register("ema")
 class EMA(EMAWeightAveraging):
     """An exponential moving average of the weights (BatchNorm statistics included), Lightning's own: validation,
     the checkpoints' weights and the final model are the average, which is why it helps short CPU schedules
-    (a smoother optimum for free). ``decay`` 0.999 averages over about the last 1000 steps."""
+    (a smoother optimum for free). ``decay`` 0.999 averages over about the last 1000 steps. ``warmup`` (default)
+    lowers the decay for the first updates (``warmed_up_ema``); without it the average of the first epochs is
+    mostly the initial weights and validates near chance (decay 0.999 keeps 64% of them after 450 steps, one
+    FER2013 epoch at batch 64)."""
 
     def __init__(
         self,
         decay: Probability = 0.999,
         update_every_n_steps: int = 1,
         update_starting_at_epoch: int | None = None,
+        warmup: bool = True,
     ) -> None:
         super().__init__(
             decay=decay,
             update_every_n_steps=update_every_n_steps,
             update_starting_at_epoch=update_starting_at_epoch,
         )
+        if warmup:
+            self._kwargs["avg_fn"] = warmed_up_ema(decay)  # what setup() hands torch's AveragedModel
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         """Outside fit (``emoframe test``/``validate``/``predict``) the checkpoint's ``state_dict``, the average, is
