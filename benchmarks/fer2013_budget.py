@@ -149,7 +149,7 @@ def main() -> None:
         "Each fit has the same `trainer.max_time`; its epochs are planned so that the schedule ends inside it "
         "(from this machine's epoch times). Fit wall time is Lightning's `Timer`, validation included. "
         f"PrivateTest with the best checkpoint by PublicTest, no TTA, seeds {ns.seeds}. The frozen "
-        "dlib_resnet rows (linear head, SVMs) are in the section below on frozen features.",
+        "dlib_resnet rows (linear head, SVMs) are in the section *dlib_resnet frozen* (`fer2013_frozen_fr.py`).",
         "",
         "| model | recipe and overrides | input | seed | epochs planned / done | best epoch | fit wall time | "
         "PrivateTest acc % | macro F1 % |",
