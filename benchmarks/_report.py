@@ -47,6 +47,15 @@ def write_section(name: str, body: str) -> None:
     print(f"wrote section '{name}' of {DOC}")
 
 
+def publish(name: str, body: str | list[str], write: bool = True) -> str:
+    """Print a section's body and, unless ``write`` is false (a dry run, a partial run), write it."""
+    text = body if isinstance(body, str) else "\n".join(body)
+    print(text)
+    if write:
+        write_section(name, text)
+    return text
+
+
 def ensemble_table(rows: list[dict]) -> list[str]:
     """The member / average / weighted rows of an `emoframe ensemble` run as a markdown table."""
     lines = ["| model | weight | val acc % | test acc % | test macro F1 % |", "|---|---|---|---|---|"]

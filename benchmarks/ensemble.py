@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ensemble_table, write_section
+from _report import ensemble_table, publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,10 +140,7 @@ def main() -> None:
             save()
     if ns.phase not in ("report", "all"):
         return
-    body = report(ns, results, fit_seconds, threads)
-    print(body)
-    if not ns.no_write:
-        write_section("ensemble", body)
+    publish("ensemble", report(ns, results, fit_seconds, threads), write=not ns.no_write)
 
 
 def report(ns: argparse.Namespace, results: dict, fit_seconds: list[float], threads: int) -> str:

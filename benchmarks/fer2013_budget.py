@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import publish
 from fer2013_recipe import run
 from fer2013_seeds import mean_sd, read_run
 from omegaconf import OmegaConf
@@ -194,10 +194,7 @@ def main() -> None:
                 f"Face-recognition pretraining against scratch, same network and budget, {how} "
                 f"({len(paired)} seed(s), paired): {gain} points.",
             ]
-    body = "\n".join(lines)
-    print(body)
-    if not ns.no_write:
-        write_section(ns.section, body)
+    publish(ns.section, lines, write=not ns.no_write)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ensemble_table, write_section
+from _report import ensemble_table, publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,10 +93,7 @@ def main() -> None:
             "fer2013_cpu.ensemble.yaml`.",
             "",
         ]
-    body = "\n".join(lines)
-    print(body)
-    if not ns.no_write:
-        write_section(ns.section, body)
+    publish(ns.section, lines, write=not ns.no_write)
 
 
 if __name__ == "__main__":

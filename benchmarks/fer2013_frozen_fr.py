@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import publish
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
@@ -157,10 +157,7 @@ def main() -> None:
             f"| {layer} | {width} | {name[kind]} | {r['C']:g} | {100 * r['val_acc']:.2f} | "
             f"{100 * r['test_acc']:.2f} | {100 * r['test_f1']:.2f} | {r['seconds']:.0f} s |"
         )
-    body = "\n".join(lines)
-    print(body)
-    if not ns.no_write and ns.limit is None:
-        write_section(f"fer2013-frozen-fr-{ns.size}", body)
+    publish(f"fer2013-frozen-fr-{ns.size}", lines, write=not ns.no_write and ns.limit is None)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,10 +112,7 @@ def main() -> None:
             f"{len(rows)} with TTA ({rows[0]['tta_views']}); every fit within 60 minutes: "
             f"{'yes' if max(fit) <= 60 else 'no'}."
         )
-    body = "\n".join(lines)
-    print(body)
-    if not ns.no_write:
-        write_section(ns.section, body)
+    publish(ns.section, lines, write=not ns.no_write)
 
 
 if __name__ == "__main__":
