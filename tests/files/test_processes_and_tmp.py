@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from emoframe.files.processes import die_with_parent
 import os
 def work(_):
-    print(os.getpid(), flush=True)
+    os.write(1, f'{os.getpid()}\\n'.encode())  # one write: the two workers' lines cannot interleave
     time.sleep(120)
 pool = ProcessPoolExecutor(2, initializer=die_with_parent)
 futures = [pool.submit(work, i) for i in range(2)]
