@@ -150,8 +150,8 @@ def main() -> None:
             rows.append(row)
     rows.sort(key=lambda r: (labels.index(r["label"]), r["seed"]))
     lines = [
-        f"## FER2013 on an equal CPU budget: {ns.minutes:g} minutes of `emoframe fit` each "
-        "(face-recognition pretraining against scratch)",
+        f"## FER2013 on an equal CPU budget: {ns.minutes:g} minutes of `emoframe fit` each, "
+        f"{'seed 0' if seeds == [0] else f'seeds {ns.seeds}'} (face-recognition pretraining against scratch)",
         "",
         "Each fit has the same `trainer.max_time`; its epochs are planned so that the schedule ends inside it "
         "(from this machine's epoch times). Fit wall time is Lightning's `Timer`, validation included. "
