@@ -4,7 +4,8 @@ python benchmarks/fer2013_cpu_ensemble.py CKPT CKPT CKPT [--tta none,paper] [--d
     [--section NAME --about TEXT]  (another section than fer2013-cpu-ensemble, e.g. for members of other seeds)
 
 The members are checkpoints trained by `benchmarks/fer2013_recipe.py` (each fit within one CPU hour; their own
-sections of docs/benchmarks.md give the fit times). For each view set, `emoframe ensemble`'s run: every member,
+sections of docs/benchmarks.md give the fit times), or the probabilities it saved with ``--members PREFIX``: give
+PREFIX, and each view set reads ``PREFIX.<views>.probs.npz`` (benchmarks/members/README.md). For each view set, `emoframe ensemble`'s run: every member,
 their plain average and the weights found by `scipy.optimize.differential_evolution` on PublicTest (validation),
 all scored on PrivateTest (test); then the section ``fer2013-cpu-ensemble``.
 """
@@ -35,9 +36,25 @@ def cached_probabilities(ckpt: Path, views: list | None, under: Path) -> Path | 
     return None
 
 
+def check_views(path: Path, views: list | None, label: str) -> None:
+    """A saved member must hold the probabilities of the views its table says (one line, not a wrong table)."""
+    from emoframe.eval.probabilities import read_probabilities
+
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such probability file (benchmarks/fer2013_recipe.py --members writes them)")
+    want = [v.settings() for v in views] if views else None
+    if read_probabilities(path).meta.get("tta") != want:
+        raise SystemExit(f"{path}: its probabilities are not of the '{label}' views this table is for")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("members", nargs="+", help="the members' checkpoints (at most three for issue 15's goal)")
+    p.add_argument(
+        "members",
+        nargs="+",
+        help="the members (at most three for issue 15's goal): checkpoints, probability files, or the PREFIX "
+        "of fer2013_recipe.py --members (PREFIX.<tta>.probs.npz for each --tta)",
+    )
     p.add_argument("--tta", default="none,paper", help="view sets of the members: none, flip, ten_crop, paper, ...")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "fer2013_cpu_ensemble"))
@@ -67,6 +84,10 @@ def main() -> None:
         t0 = time.perf_counter()
         members, reused = list(ns.members), {}
         for i, m in enumerate(ns.members):  # a checkpoint whose probabilities with these views are on disk already
+            if not m.endswith((".ckpt", ".npz")):  # a prefix of saved members: PREFIX.<label>.probs.npz
+                members[i] = m = f"{m}.{label}.probs.npz"
+            if m.endswith(".npz"):
+                check_views(Path(m), views, label)
             found = cached_probabilities(Path(m), views, Path(ns.reuse)) if m.endswith(".ckpt") else None
             if found is not None:
                 members[i], reused[i] = str(found), Path(m)

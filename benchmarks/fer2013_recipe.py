@@ -2,6 +2,9 @@
 
 python benchmarks/fer2013_recipe.py recipes/fer2013_small_cnn.yaml [key=value ...] [--data ../shared/data]
     [--section NAME]  (another section than fer2013-<recipe>, e.g. for another seed: seed=1 --section ...-seed1)
+    [--members PREFIX]  (also save the best checkpoint's val/test probabilities, PREFIX.none.probs.npz and, when the
+                         recipe tests with TTA, PREFIX.<views>.probs.npz: small files to commit, so that ensemble
+                         members outlive the machine that trained them; `emoframe ensemble` takes them as members)
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
@@ -41,6 +46,7 @@ def main() -> None:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs"))
     p.add_argument("--section", help="the section of docs/benchmarks.md to write (default fer2013-<recipe>)")
+    p.add_argument("--members", help="save the val/test probabilities as PREFIX.<views>.probs.npz")
     ns = p.parse_args()
     name = Path(ns.recipe).stem
     zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
@@ -57,7 +63,14 @@ def main() -> None:
         run_dir = REPO / run_dir
     ckpt = run_dir / "checkpoints" / "best.ckpt"
     test_overrides = [f"data.root={zip_path}", "trainer.enable_progress_bar=false"]
-    out = run([sys.executable, "-m", "emoframe", "test", "--ckpt", str(ckpt), *test_overrides], log)
+    test = [sys.executable, "-m", "emoframe", "test", "--ckpt", str(ckpt)]
+    tta_views = OmegaConf.load(run_dir / "config.yaml").get("test", {}).get("tta")
+    probs = [f"--save-probs={ns.members}.{tta_views}.probs.npz"] if ns.members and tta_views else []
+    if ns.members:
+        Path(ns.members).parent.mkdir(parents=True, exist_ok=True)
+    out = run([*test, *probs, *test_overrides], log)  # the TTA pass's test probabilities are saved, not redone
+    if ns.members:
+        run([*test, "--tta=none", f"--save-probs={ns.members}.none.probs.npz", *test_overrides], log)
     metrics = {}
     for line in out.splitlines():
         if line.startswith("test") and "\t" in line:
