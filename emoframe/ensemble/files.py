@@ -16,7 +16,6 @@ written atomically (a temporary file in the same folder, then ``os.replace``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from emoframe.errors import RecipeError
+from emoframe.files.atomic import atomic_write
 from emoframe.tta import TTATransform, parse_tta
 
 ENSEMBLE_FORMAT = "emoframe-ensemble"
@@ -85,14 +85,8 @@ def write_ensemble(path: str | Path, spec: EnsembleSpec) -> Path:
         "tta": [t.settings() for t in spec.tta] if spec.tta else None,
         "search": dict(spec.search),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(doc, f, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
     return path
 
 

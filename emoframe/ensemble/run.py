@@ -11,9 +11,7 @@ differential evolution on the validation split, ``emoframe.ensemble.weights``), 
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +26,7 @@ from emoframe.ensemble.weights import NLL_WEIGHT, WeightSearch, combine, search_
 from emoframe.errors import RecipeError
 from emoframe.eval.probabilities import ProbabilityFile, save_probabilities, score
 from emoframe.eval.reports import write_rows
+from emoframe.files.atomic import atomic_write
 from emoframe.tta import TTATransform, describe_views
 
 SPLITS = ("val", "test")
@@ -58,10 +57,8 @@ def _scores(probs: np.ndarray, labels: np.ndarray, prefix: str) -> dict[str, flo
 
 
 def _write_text(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path) as f:
         f.write(text)
-    os.replace(tmp, path)
     return path
 
 

@@ -16,8 +16,6 @@ writes and ``emoframe ensemble`` reads.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from emoframe.errors import DataError
+from emoframe.files.atomic import atomic_write
 from emoframe.metrics import ClassificationMetrics
 
 PROBS_FORMAT = "emoframe-probabilities"
@@ -116,14 +115,8 @@ def save_probabilities(path: str | Path, data: ProbabilityFile) -> Path:
     for split, values in data.splits.items():
         arrays[f"{split}_probs"] = values.probs
         arrays[f"{split}_labels"] = values.labels
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from emoframe.files.atomic import atomic_write
 from emoframe.sweeps.schema import Sweep
 from emoframe.sweeps.space import override
 
@@ -88,12 +88,8 @@ def rows(sweep: Sweep, study: Any) -> list[dict[str, Any]]:
 
 
 def _write(path: Path, text: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb" if isinstance(text, bytes) else "w") as f:
+        f.write(text)
 
 
 def _cell(v: Any) -> str:
