@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _umask() -> int:
+def open_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file here: 0666 less the umask."""
     mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -28,7 +29,7 @@ def atomic_write(path: str | Path, mode: str = "w", **open_kwargs: Any) -> Itera
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, open_mode())
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
         os.replace(tmp, path)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emoframe.files.atomic import open_mode
+
 CACHE_ENV = "EMOFRAME_CACHE"
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_S = 24 * 3600
@@ -141,6 +143,7 @@ class ArrayCache:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._remove_stale_tmp()
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=self.dir)
+            os.fchmod(fd, open_mode())  # not mkstemp's 0600: a cache shared by a group stays readable to it
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
                 f.flush()

@@ -119,6 +119,18 @@ def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cache.get("t", ["k"])["a"], np.arange(3))
 
 
+def test_an_entry_gets_the_mode_open_would_give_it(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files: a cache a group shares would be unreadable to all but its writer."""
+    old = os.umask(0o002)
+    try:
+        path = ArrayCache(tmp_path).put("t", ["k"], {"a": np.arange(3)})
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert path is not None and (os.stat(path).st_mode & 0o777) == (os.stat(plain).st_mode & 0o777) == 0o664
+
+
 def test_unwritable_cache_dir_only_warns(write_fer, tmp_path: Path, capfd) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache folder should be")
