@@ -110,7 +110,7 @@ def main() -> None:
                 raise SystemExit(f"seed {seed}, {recipe}: no saved member and no --weights checkpoint to train it from")
             train(recipe, seed, ns.weights, ns.epochs, ns.data, ns.runs)
     body = [
-        f"## FER2013: CNN + HOG/landmark fusion against CNN-only, seeds {", ".join(map(str, seeds))} (Kumari's comparison)",
+        f"## FER2013: CNN + HOG/landmark fusion against CNN-only, seeds {', '.join(map(str, seeds))} (Kumari's comparison)",
         "",
         "Per seed, both twins (`recipes/fer2013_cnn_only.yaml`, `recipes/fer2013_fusion.yaml`) start small_cnn from the",
         f"same hour-recipe checkpoint and train {ns.epochs} epochs (5 with the backbone frozen, Adam 1e-3; then all layers,",
