@@ -95,6 +95,19 @@ def main() -> None:
         f"Per-class recall on PrivateTest: {recall}.  Confusion matrix: `{_relative(run_dir / 'test')}`.{tta}"
     )
     write_section(ns.section or f"fer2013-{name}", body)
+    if ns.members:  # the fit's figures beside the probabilities: fer2013_seeds.py --members reads them
+        save_run_summary(Path(f"{ns.members}.run.json"), run_dir, ns.recipe, ns.overrides)
+
+
+def save_run_summary(path: Path, run_dir: Path, recipe: str, overrides: list[str]) -> None:
+    import json
+
+    from fer2013_seeds import run_summary
+
+    from emoframe.files.atomic import atomic_write
+
+    with atomic_write(path) as f:
+        json.dump({**run_summary(run_dir), "recipe": recipe, "overrides": overrides}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,25 @@
 """One FER2013 recipe over several seeds: each run's figures, then mean and spread, plain and with TTA.
 
 python benchmarks/fer2013_seeds.py RUN_DIR RUN_DIR RUN_DIR [--section NAME] [--no-write]
+python benchmarks/fer2013_seeds.py --members PREFIX PREFIX ...  (saved members: benchmarks/members/README.md)
 
 Each RUN_DIR is a run of `benchmarks/fer2013_recipe.py` (its `emoframe fit` then `emoframe test`). Everything is
 read back from the run, none of it retyped: the seed from `config.yaml`; the fit's wall time from the checkpoint's
 Lightning `Timer` state (the clock `trainer.max_time` stops by, validation included); the PrivateTest figures from
 `test/csv` and, where the recipe tests with TTA, `test/test_tta.csv`. Spread is the sample standard deviation.
+
+With ``--members``, each PREFIX is a member saved by ``fer2013_recipe.py --members`` (run directories vanish with the
+machine; these files are committed): the figures come from its probability files (``PREFIX.none.probs.npz`` and
+``PREFIX.paper.probs.npz``) and the fit's seed, time and epochs from ``PREFIX.run.json``, which that script writes
+with this module's ``read_run`` (older members have none: their seed is read from the name, their fit time is in their
+own section of docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -22,15 +30,16 @@ from _report import publish
 REPO = Path(__file__).resolve().parents[1]
 
 
-def read_run(run: Path) -> dict:
-    """The seed, fit time, epochs and test figures of one run directory."""
+def read_run(run: Path, need_timer: bool = True) -> dict:
+    """The seed, fit time, epochs and test figures of one run directory (fit time None if the run had no
+    ``trainer.max_time`` and ``need_timer`` is false)."""
     import torch
     from omegaconf import OmegaConf
 
     seed = OmegaConf.load(run / "config.yaml").get("seed")
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     timer = next((v for k, v in ckpt["callbacks"].items() if k.startswith("Timer")), None)
-    if timer is None:
+    if timer is None and need_timer:
         raise SystemExit(f"{run}/checkpoints/last.ckpt: no Timer state (expected a run with trainer.max_time)")
     best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
     metrics = sorted((run / "test" / "csv").glob("version_*/metrics.csv"))
@@ -41,7 +50,7 @@ def read_run(run: Path) -> dict:
     row = {
         "run": run.resolve().relative_to(REPO) if run.resolve().is_relative_to(REPO) else run,
         "seed": seed,
-        "fit_min": timer["time_elapsed"]["train"] / 60,
+        "fit_min": timer["time_elapsed"]["train"] / 60 if timer else None,
         "epochs": ckpt["epoch"] + 1,
         "best_epoch": best,
         "acc": float(plain["test/acc"]),
@@ -56,6 +65,51 @@ def read_run(run: Path) -> dict:
     return row
 
 
+def run_summary(run: Path) -> dict:
+    """What ``PREFIX.run.json`` keeps of a run: ``read_run``'s figures, JSON-ready."""
+    row = read_run(run, need_timer=False)
+    return {**row, "run": str(row["run"])}
+
+
+def read_member(prefix: Path) -> dict:
+    """A saved member's row: the figures from its probability files, the fit from ``PREFIX.run.json``."""
+    import json
+
+    from emoframe.eval.probabilities import read_probabilities, score
+
+    def figures(views: str) -> dict[str, float]:
+        test = read_probabilities(f"{prefix}.{views}.probs.npz").splits["test"]
+        return score(test.probs, test.labels)  # emoframe test's own metrics
+
+    summary = Path(f"{prefix}.run.json")
+    if summary.is_file():
+        row = json.loads(summary.read_text())
+    else:  # members saved before run summaries existed: the seed is in the name, the fit in its docs section
+        seed = re.search(r"seed(\d+)", prefix.name)
+        row = {"seed": int(seed.group(1)) if seed else None, "fit_min": None, "epochs": "-", "best_epoch": "-"}
+        row["recipe"] = "recipes/" + re.sub(r"_seed\d+.*", "", prefix.name) + ".yaml"
+    plain, tta = figures("none"), figures("paper")
+    return {
+        **row,
+        "run": prefix.name,
+        "acc": plain["acc"],
+        "macro_f1": plain["macro_f1"],
+        "tta_views": "paper",
+        "tta_acc": tta["acc"],
+        "tta_macro_f1": tta["macro_f1"],
+    }
+
+
+def within_hour(fit_minutes: list[float], runs: int) -> str:
+    if len(fit_minutes) < runs:
+        return "not recorded for every run (see their docs sections)"
+    return "yes" if max(fit_minutes) <= 60 else "no"
+
+
+def fit_cell(minutes: float | None) -> str:
+    return "-" if minutes is None else f"{minutes:.1f} min"
+
+
 def mean_sd(values: list[float], scale: float = 100.0) -> str:
     mean = statistics.fmean(values) * scale
     sd = statistics.stdev(values) * scale if len(values) > 1 else float("nan")
@@ -64,11 +118,12 @@ def mean_sd(values: list[float], scale: float = 100.0) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("runs", nargs="+", type=Path, help="run directories, or member prefixes with --members")
+    p.add_argument("--members", action="store_true", help="the arguments are saved members' prefixes")
     p.add_argument("--section", default="fer2013-cpu-hour-seeds")
     p.add_argument("--no-write", action="store_true")
     ns = p.parse_args()
-    rows = [read_run(r) for r in ns.runs]
+    rows = [read_member(r) if ns.members else read_run(r) for r in ns.runs]
     has_tta = all("tta_acc" in r for r in rows)
     head = "| run | seed | fit wall time | epochs | best epoch | PrivateTest acc % | macro F1 % |"
     rule = "|---|---|---|---|---|---|---|"
@@ -76,17 +131,22 @@ def main() -> None:
         head += " with TTA acc % | TTA macro F1 % | TTA gain (points) |"
         rule += "---|---|---|"
     lines = [
-        f"## FER2013: `{rows[0]['run'].parent.name}`, {len(rows)} runs (seeds "
+        f"## FER2013: `{Path(rows[0]['recipe']).stem if ns.members else rows[0]['run'].parent.name}`, {len(rows)} runs (seeds "
         f"{', '.join(str(r['seed']) for r in rows)}), plain and with TTA",
         "",
-        "Fit wall time is Lightning's `Timer` (the clock `trainer.max_time` stops by), read from `last.ckpt`.",
+        "Fit wall time is Lightning's `Timer` (the clock `trainer.max_time` stops by), read from `last.ckpt`"
+        + (
+            " and kept in the member's `.run.json`; `-`: a member saved before those files existed."
+            if ns.members
+            else "."
+        ),
         "",
         head,
         rule,
     ]
     for r in rows:
         line = (
-            f"| `{r['run']}` | {r['seed']} | {r['fit_min']:.1f} min | {r['epochs']} | {r['best_epoch']} | "
+            f"| `{r['run']}` | {r['seed']} | {fit_cell(r['fit_min'])} | {r['epochs']} | {r['best_epoch']} | "
             f"{100 * r['acc']:.2f} | {100 * r['macro_f1']:.2f} |"
         )
         if has_tta:
@@ -94,9 +154,10 @@ def main() -> None:
                 f" {100 * r['tta_acc']:.2f} | {100 * r['tta_macro_f1']:.2f} | {100 * (r['tta_acc'] - r['acc']):+.2f} |"
             )
         lines.append(line)
-    fit = [r["fit_min"] for r in rows]
+    fit = [r["fit_min"] for r in rows if r["fit_min"] is not None]
+    fit_text = f"{statistics.fmean(fit):.1f} min (max {max(fit):.1f})" if fit else "-"
     summary = (
-        f"| mean ± sd | | {statistics.fmean(fit):.1f} min (max {max(fit):.1f}) | | | "
+        f"| mean ± sd | | {fit_text} | | | "
         f"{mean_sd([r['acc'] for r in rows])} | {mean_sd([r['macro_f1'] for r in rows])} |"
     )
     if has_tta:
@@ -110,7 +171,7 @@ def main() -> None:
         lines.append(
             f"Runs at 70.0% or more: {sum(r['acc'] >= 0.70 for r in rows)} of {len(rows)} plain, {over} of "
             f"{len(rows)} with TTA ({rows[0]['tta_views']}); every fit within 60 minutes: "
-            f"{'yes' if max(fit) <= 60 else 'no'}."
+            f"{within_hour(fit, len(rows))}."
         )
     publish(ns.section, lines, write=not ns.no_write)
 
