@@ -107,7 +107,8 @@ def save_run_summary(path: Path, run_dir: Path, recipe: str, overrides: list[str
     from emoframe.files.atomic import atomic_write
 
     with atomic_write(path) as f:
-        json.dump({**run_summary(run_dir), "recipe": recipe, "overrides": overrides}, f, indent=1)
+        backbone = os.environ.get("EMOFRAME_BACKBONE_WEIGHTS")  # the start of a fine-tuned twin (Kumari's recipes)
+        json.dump({**run_summary(run_dir), "recipe": recipe, "overrides": overrides, "backbone": backbone}, f, indent=1)
 
 
 if __name__ == "__main__":
