@@ -19,7 +19,7 @@ from emoframe.config import compose, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if "svm" not in compose(p))
-"""Lightning recipes; `emoframe svm` recipes (an svm: section) are checked in test_extract_svm.py."""
+"""Lightning recipes; `emoframe svm` recipes (an svm: section) are checked in tests/clipsvm/test_extract.py and below."""
 
 
 def test_there_are_recipes() -> None:

@@ -363,8 +363,8 @@ def test_sequence_classifier_ignores_padding_freezes_and_loads_fer_weights(afew_
 def test_a_read_only_face_track_cache_degrades_to_memory(
     afew_set: Path, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 16: an unwritable cache folder was four extracted videos, then "no usable recordings". Now: one
-    warning line, and the tracks stay in memory. Tests run as root, where chmod stops no write: the folder is a
+    """An unwritable cache folder is one warning line, and the tracks stay in memory (not four extracted videos,
+    then "no usable recordings"). Tests run as root, where chmod stops no write: the folder is a
     tmpfs mounted read-only; where mounting is not allowed, the cache's writes fail with EROFS instead."""
     import errno
     import subprocess

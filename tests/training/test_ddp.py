@@ -12,7 +12,7 @@ import pytest
 
 from emoframe.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
 SUBSET = 301  # odd: a padding sampler would show up as 302 samples
 

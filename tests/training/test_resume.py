@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
 
 

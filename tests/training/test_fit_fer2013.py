@@ -14,7 +14,7 @@ from emoframe.labels import EMOTIONS
 from tests.conftest import FER2013_RECIPE as RECIPE
 from tests.conftest import quick
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
