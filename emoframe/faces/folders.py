@@ -19,6 +19,7 @@ from emoframe.faces.pipeline import FacePipeline
 from emoframe.faces.tracks import STATUSES, TRACK_VERSION, FaceTrack, FaceTrackCache
 from emoframe.files.cache import folder_fingerprint
 from emoframe.files.decode import is_image_name
+from emoframe.files.pictures import PictureTooLarge, header_check, too_large
 
 FOLDER_TRACK_VERSION = 1
 
@@ -35,9 +36,17 @@ def frame_files(folder: str | Path) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """An RGB uint8 frame, or None when the file is not a decodable image (the pipeline counts it as bad)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An RGB uint8 frame, or None when the file is not a decodable image or is over the one picture-size
+    limit (``emoframe.files.pictures``; the pipeline counts it as bad)."""
+    try:
+        data = path.read_bytes()
+        header_check(data)
+    except (OSError, PictureTooLarge):
+        return None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or too_large(image.shape[1], image.shape[0]):
+        return None
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def extract_folder_track(folder: str, pipeline: FacePipeline) -> FaceTrack:

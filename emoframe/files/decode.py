@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import zipfile
@@ -15,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from emoframe.errors import DataError
+from emoframe.files.pictures import PictureTooLarge, check_pixels, header_check, open_picture
 
 try:  # OpenCV decodes FER2013's JPEGs ~5x faster than PIL, with identical pixels (both libjpeg-turbo)
     import cv2
@@ -43,14 +43,20 @@ def is_image_name(name: str) -> bool:
 
 
 def decode_gray(data: bytes) -> np.ndarray | None:
-    """Decode image bytes to a 2-D uint8 grayscale array (ITU-R 601 luma); ``None`` if undecodable."""
+    """Decode image bytes to a 2-D uint8 grayscale array (ITU-R 601 luma); ``None`` if undecodable.
+
+    A picture over the one size limit (``emoframe.files.pictures``) raises ``PictureTooLarge``: its header
+    is read first, so a decompression bomb is refused before OpenCV allocates it.
+    """
+    header_check(data)
     if cv2 is not None:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
         if img is not None:
+            check_pixels(img.shape[1], img.shape[0])  # a format PIL could not read the header of
             return img
     # PIL fallback: formats OpenCV lacks (GIF) or no OpenCV at all.
     try:
-        im = Image.open(io.BytesIO(data))
+        im = open_picture(data)
     except UnidentifiedImageError:
         return None
     with im:
@@ -103,6 +109,9 @@ def decode_files(
                 break  # another thread found a fatal bad image: stop early
             try:
                 img = decode_gray(read(names[i]))
+            except PictureTooLarge as err:
+                reasons[i] = str(err)
+                continue
             except _BAD_IMAGE_ERRORS as err:
                 reasons[i] = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
                 continue

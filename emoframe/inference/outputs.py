@@ -36,6 +36,8 @@ BASE_COLUMNS = (
 )
 """Columns of every row, then one per class (``p_<class>``) or regressed value; clip models add ``CLIP_COLUMNS``."""
 CLIP_COLUMNS = ("level", "frames", "last_frame", "end_s")
+ERROR_COLUMN = "error"
+"""The last column of every row: why its frame or input is ``unreadable`` ("" otherwise)."""
 STATUSES = ("face", "no_face", "unreadable", "whole")
 """``face``: a detected face; ``no_face``: a frame or picture without one (no prediction); ``unreadable``: it
 could not be decoded (no prediction); ``whole``: the whole picture taken as the face (``--faces none``)."""

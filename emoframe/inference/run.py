@@ -33,6 +33,7 @@ from emoframe.inference.faces import Face, FaceCropper, FaceMode, Tracker, face_
 from emoframe.inference.outputs import (
     BASE_COLUMNS,
     CLIP_COLUMNS,
+    ERROR_COLUMN,
     JsonLines,
     MemorySink,
     Renderer,
@@ -229,6 +230,7 @@ class Assembler:
             *spec.value_columns,
             *self.raw,
             *(CLIP_COLUMNS if spec.kind == "clip" else ()),
+            ERROR_COLUMN,
         ]
         self.post: dict[str, StreamingPostProcess] = {}
         self.pending: dict[tuple[str, int], list[tuple[Looked, Face]]] = defaultdict(list)
@@ -257,7 +259,13 @@ class Assembler:
             row[raw] = row[column]
         if self.spec.kind == "clip":
             row.update(level="frame", frames=0, last_frame=looked.index, end_s=row["time_s"])
+        row[ERROR_COLUMN] = looked.error
         return row
+
+    def unreadable(self, source: str, reason: str) -> list[dict[str, Any]]:
+        """The one row of an input that could not be opened at all (a truncated or sound-only video): every
+        input gets at least one row saying what happened to it, as an unreadable picture does."""
+        return [self.row(Looked(source, 0, 0.0, "unreadable", [], error=reason), None, None)]
 
     def start(self, source: Source, sampling: Sampling) -> None:
         """A source begins: a video's post-processing runs at the rate of its looked-at frames."""
@@ -407,6 +415,7 @@ def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary
             kind, index = event[0], event[1]
             if kind == "skip":
                 summary.skipped[event[2]] = event[3]
+                emit(assembler.unreadable(event[2], event[3]), index)
             elif kind == "source":
                 source: Source = event[2]
                 assembler.start(source, sampling)

@@ -27,6 +27,7 @@ import numpy as np
 
 from emoframe.errors import DataError
 from emoframe.files.decode import is_image_name
+from emoframe.files.pictures import PictureTooLarge, open_picture
 from emoframe.files.video import VIDEO_SUFFIXES, open_video
 
 Kind = Literal["image", "video", "live"]
@@ -169,16 +170,19 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
 
     PIL rather than OpenCV: OpenCV returns a truncated JPEG's missing part as grey with only a warning, and
     ignores the EXIF orientation of phone photos; PIL raises on the first and applies the second.
+    A picture over the one size limit (``emoframe.files.pictures``: a decompression bomb) is unreadable too.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with open_picture(path) as im:
             im.load()
             rgb = ImageOps.exif_transpose(im).convert("RGB")
         return np.asarray(rgb), ""
     except UnidentifiedImageError:
         return None, "not a decodable image"
+    except PictureTooLarge as err:
+        return None, f"unreadable ({err})"
     except (OSError, ValueError, SyntaxError) as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         return None, f"unreadable ({text})"

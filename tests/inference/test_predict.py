@@ -248,7 +248,7 @@ def test_bad_inputs_are_counted_named_or_one_line(
     rows = rows_of(out)
     by_source = {Path(r["source"]).name: r for r in rows}
     assert by_source["truncated.jpg"]["status"] == by_source["notes.jpg"]["status"] == "unreadable"
-    assert by_source["000.jpg"]["status"] in ("face", "no_face") and len(rows) == 4 + 10
+    assert by_source["000.jpg"]["status"] in ("face", "no_face") and len(rows) == 5 + 10  # broken.mp4: one row
     assert [r["status"] for r in rows if r["source"] == str(blank)] == ["no_face"] * 10, "a face-less video says so"
 
     one_line = [
