@@ -35,6 +35,11 @@ TOP_LEVEL_KEYS = (
 )
 TEST_KEYS = ("tta",)
 """``test:``: ``tta`` (views as ``emoframe test --tta`` takes them), used when the command line gives none."""
+ALTERNATIVE_FORMS: dict[str, tuple[frozenset[str], ...]] = {
+    "split": (frozenset({"seed", "ratios"}), frozenset({"train", "val", "test"})),  # clips dealt, or listed
+}
+"""Sections (by their last key) written in one of several forms (sets of keys): an override in one form
+replaces the keys of the others (see ``drop_other_form``)."""
 SVM_TOP_LEVEL_KEYS = ("seed", "run", "features", "splits", "svm")
 """The sections of an ``emoframe svm`` recipe (no datamodule, model or trainer: see emoframe.clipsvm.run)."""
 
@@ -100,19 +105,52 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             raise RecipeError(f"Override '{item}' is not of the form key=value (e.g. trainer.max_epochs=3)")
         key, value = item.split("=", 1)
         key = key.lstrip("+")
-        try:
-            parsed = OmegaConf.create({"v": value}) if value == "" else OmegaConf.from_dotlist([f"v={value}"])
-        except Exception as err:  # a YAML parser error: one line, not the parser's traceback
-            raise RecipeError(f"Override '{item}': the value is not valid YAML ({_yaml_problem(err)})") from None
-        new = parsed["v"]
+        new = parse_override_value(item, value)
         # A value naming a component (name: or class_path:) replaces the section, as LightningCLI does: the old
-        # component's arguments mean nothing to the new one. Any other mapping merges into what is there.
-        names_component = isinstance(new, DictConfig) and ("name" in new or "class_path" in new)
+        # component's arguments mean nothing to the new one. So does a mapping in another of the section's
+        # alternative forms (ALTERNATIVE_FORMS). Any other mapping merges into what is there.
+        names_component = isinstance(new, dict) and ("name" in new or "class_path" in new)
+        drop_other_form(cfg, key, new)
         try:
             OmegaConf.update(cfg, key, new, merge=not names_component, force_add=True)
         except OmegaConfBaseException as err:
             raise RecipeError(f"Override '{item}': {str(err).splitlines()[0]}") from None
     return cfg
+
+
+def parse_override_value(item: str, value: str) -> Any:
+    """The override's value as plain YAML data, its ``${...}`` interpolations left unresolved.
+
+    They are resolved later against the whole recipe (``resolve``): parsed alone, ``${optimizer.momentum}``
+    would look for the key in a one-key scratch config and fail with omegaconf's traceback.
+    """
+    try:
+        parsed = OmegaConf.create({"v": value}) if value == "" else OmegaConf.from_dotlist([f"v={value}"])
+        return OmegaConf.to_container(parsed, resolve=False)["v"]  # type: ignore[index]
+    except Exception as err:  # a YAML parser error: one line, not the parser's traceback
+        raise RecipeError(f"Override '{item}': the value is not valid YAML ({_yaml_problem(err)})") from None
+
+
+def drop_other_form(cfg: DictConfig, key: str, new: Any) -> None:
+    """Before an override in one of a section's alternative forms lands, remove the keys of the other forms.
+
+    ``data.split={train: [...], ...}`` (or ``data.split.train=[...]``) over a recipe's ``{seed, ratios}``
+    means the lists instead, not both: merged, the section would hold keys the user never wrote and the
+    datamodule would blame them.
+    """
+    *parents, last = key.split(".")
+    if isinstance(new, dict):  # the whole section: a.split={...}
+        section_path, given = key, {str(k) for k in new}
+    else:  # one key of it: a.split.train=...
+        section_path, given = ".".join(parents), {last}
+    forms = ALTERNATIVE_FORMS.get(section_path.rsplit(".", 1)[-1], ())
+    form = next((f for f in forms if given and given <= f), None)
+    section = OmegaConf.select(cfg, section_path, default=None) if form is not None else None
+    if not isinstance(section, DictConfig):
+        return
+    others = set().union(*forms) - form  # type: ignore[operator]
+    for old in [str(k) for k in section if str(k) in others]:
+        del section[old]
 
 
 def delete_key(cfg: DictConfig, key: str, item: str) -> None:

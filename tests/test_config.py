@@ -133,3 +133,37 @@ def test_a_tilde_override_deletes_a_key(tmp_path: Path) -> None:
     assert load_recipe(recipe, ["~trainer.max_time"])["trainer"] == {"max_epochs": 3}
     with pytest.raises(RecipeError, match=r"Override '~trainer.nope': the recipe has no key trainer.nope to delete"):
         load_recipe(recipe, ["~trainer.nope"])
+
+
+def test_an_override_may_interpolate_a_recipe_key(tmp_path: Path) -> None:
+    """The value is parsed alone, so its ``${...}`` must wait for the whole recipe: it resolves there, and a
+    missing key is one line naming it (not omegaconf's InterpolationKeyError traceback)."""
+    recipe = write(tmp_path / "r.yaml", "optimizer: {name: sgd, lr: 0.1, momentum: 0.9}\nseed: 3\n")
+    cfg = load_recipe(recipe, ["optimizer.lr=${optimizer.momentum}", "trainer={max_epochs: '${seed}'}"])
+    assert cfg["optimizer"]["lr"] == 0.9 and cfg["trainer"] == {"max_epochs": 3}
+    assert load_recipe(recipe, ["optimizer.lr=['${seed}', 1]"])["optimizer"]["lr"] == [3, 1]  # quoted in a list
+    with pytest.raises(RecipeError, match=r"^Cannot resolve optimizer.lr: Interpolation key 'optimizer.nope' not"):
+        load_recipe(recipe, ["optimizer.lr=${optimizer.nope}"])
+    with pytest.raises(RecipeError, match=r"^Override 'seed=\${': the value is not valid YAML"):
+        load_recipe(recipe, ["seed=${"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "split"),
+    [
+        (
+            ["data.split={train: ['001'], val: ['002'], test: ['003']}"],
+            {"train": ["001"], "val": ["002"], "test": ["003"]},
+        ),
+        (["data.split.train=[a]", "data.split.val=[b]"], {"train": ["a"], "val": ["b"]}),
+        (["data.split={seed: 4}"], {"seed": 4, "ratios": [0.8, 0.1, 0.1]}),
+    ],
+)
+def test_an_override_in_another_form_replaces_the_section(overrides: list[str], split: dict, tmp_path: Path) -> None:
+    """``split`` is either {seed, ratios} or train/val/test lists: an override in one form drops the other's keys
+    (merged, the section would hold keys the user never wrote)."""
+    recipe = write(tmp_path / "r.yaml", "data: {name: afew_va, split: {seed: 0, ratios: [0.8, 0.1, 0.1]}}\n")
+    assert load_recipe(recipe, overrides)["data"]["split"] == split
+    listed = write(tmp_path / "l.yaml", "data: {name: afew_va, split: {train: [a], val: [b], test: [c]}}\n")
+    assert load_recipe(listed, ["data.split.seed=5"])["data"]["split"] == {"seed": 5}
+    assert load_recipe(listed, ["data.split.train=[z]"])["data"]["split"]["val"] == ["b"]  # same form: merged

@@ -209,6 +209,7 @@ def _check_split(split: dict[str, Any] | None) -> tuple[dict[str, list[str]] | N
             raise DataError(f"data.split.{s}: expected a list of clip ids, got {split[s]!r}")
     lists = {s: list(split[s]) for s in SPLITS if split.get(s) is not None}
     if lists and (split.get("ratios") is not None or split.get("seed") is not None):
-        raise DataError("data.split: give either train/val/test clip lists or seed and ratios, not both")
+        given = ", ".join(sorted(str(k) for k in split if split[k] is not None))
+        raise DataError(f"data.split: give either train/val/test clip lists or seed and ratios, not both (got {given})")
     seed, ratios = seed_and_ratios(split, "data.split", (0.8, 0.1, 0.1))
     return lists or None, ratios, seed
