@@ -9,6 +9,7 @@ The engine reads the outcome from the storage. Optuna is imported only here, onl
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -16,14 +17,43 @@ from typing import Any
 
 from pytorch_lightning.callbacks import Callback
 
+from emoframe.errors import RecipeError
+
 ENV = "EMOFRAME_SWEEP_TRIAL"
 CONTINUE, PRUNE, NO_METRIC = 0, 1, 2
+
+
+DRIVERS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "postgresql": (("psycopg", "psycopg", "psycopg[binary]"), ("psycopg2", "psycopg2", "psycopg2-binary")),
+    "mysql": (("mysqldb", "MySQLdb", "mysqlclient"), ("pymysql", "pymysql", "PyMySQL")),
+}
+"""Per database, SQLAlchemy's drivers (name, module, pip package), its default first."""
+SCHEME_ALIASES = {"postgres": "postgresql"}
+
+
+def storage_url(url: str) -> str:
+    """The URL with an installed driver named where it names none: SQLAlchemy 2 maps ``postgresql://`` to
+    psycopg 3, while many machines (and docs/sweeps.md) have psycopg2. A database with no driver installed is
+    one line naming the package to install."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "+" in scheme:
+        return url
+    scheme = SCHEME_ALIASES.get(scheme, scheme)
+    drivers = DRIVERS.get(scheme)
+    if not drivers:
+        return f"{scheme}://{rest}"
+    for driver, module, _ in drivers:
+        if importlib.util.find_spec(module) is not None:
+            return f"{scheme}://{rest}" if driver == drivers[0][0] else f"{scheme}+{driver}://{rest}"
+    packages = " or ".join(package for _, _, package in drivers)
+    raise RecipeError(f"no {scheme} driver is installed: pip install {packages}")
 
 
 def open_storage(url: str, **kwargs: Any) -> Any:
     """An Optuna RDB storage; SQLite waits up to a minute for a lock held by another worker or trial."""
     import optuna
 
+    url = storage_url(url)
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     return optuna.storages.RDBStorage(url, **kwargs)

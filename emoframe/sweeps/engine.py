@@ -38,6 +38,7 @@ from typing import Any
 from emoframe.callbacks.sweep import ENV, make_pruner, open_storage
 from emoframe.errors import RecipeError
 from emoframe.files.processes import die_with_parent
+from emoframe.sweeps.check import check_recipe
 from emoframe.sweeps.command import check_command, trial_command
 from emoframe.sweeps.schema import Sweep
 from emoframe.sweeps.space import grid_points, override, suggest
@@ -460,6 +461,7 @@ def run_worker(
     from emoframe.sweeps.report import write_report
 
     check_local(sweep)
+    check_recipe(sweep)  # before anything is written: a key the recipe lacks is one line, not failed trials
     folder.mkdir(parents=True, exist_ok=True)
     url = storage_url or default_storage(folder)
     storage = connect(url)
@@ -468,7 +470,8 @@ def run_worker(
     resumed = recover(study)
     if resumed:
         print(f"Interrupted trials {resumed}: queued to resume from their last checkpoints", file=sys.stderr)
-    ran, failures = 0, 0
+    ran, failures, ended = 0, 0, 0
+    last: Outcome | None = None
     while count is None or ran < count:
         if study.user_attrs.get(STOPPED):
             print(f"Sweep stopped: {study.user_attrs[STOPPED]}", file=sys.stderr)
@@ -481,6 +484,8 @@ def run_worker(
         ran += 1
         print(progress_line(sweep, study, outcome), flush=True)
         failures = failures + 1 if outcome.state == "FAIL" else 0
+        ended += outcome.state != "FAIL"
+        last = outcome
         if failures >= MAX_FAILURES_IN_A_ROW:
             raise RecipeError(
                 f"{failures} trials in a row failed; the last (slot {outcome.slot:04d}): {outcome.error} "
@@ -491,4 +496,13 @@ def run_worker(
             reached = outcome.value >= target if sweep.goal == "maximize" else outcome.value <= target
             if reached:
                 study.set_user_attr(STOPPED, f"slot {outcome.slot:04d} reached the target {target}")
-    return write_report(sweep, study, folder)
+    paths = write_report(sweep, study, folder)
+    if last is not None and not ended:
+        raise RecipeError(no_trial_completed(ran, last, folder))
+    return paths
+
+
+def no_trial_completed(ran: int, last: Outcome, folder: Path) -> str:
+    """The line of a worker whose every trial failed (fewer than MAX_FAILURES_IN_A_ROW of them): exit 2, not 0."""
+    log = folder / "logs" / f"trial_{last.slot:04d}.log"
+    return f"no trial completed: {ran} of {ran} failed; the last (slot {last.slot:04d}): {last.error} (log: {log})"

@@ -17,6 +17,7 @@ from typing import Any
 
 from emoframe.errors import RecipeError
 from emoframe.files.processes import die_with_parent
+from emoframe.sweeps.check import check_recipe
 from emoframe.sweeps.command import check_command, trial_command
 from emoframe.sweeps.schema import Sweep
 from emoframe.sweeps.space import override
@@ -67,6 +68,7 @@ def run_online(sweep: Sweep, sweep_id: str | None = None, count: int | None = No
 
     project = sweep.project or os.environ.get("WANDB_PROJECT") or "emoframe"
     if sweep_id is None:
+        check_recipe(sweep)  # every swept key against the recipe, before W&B holds a sweep of failing trials
         sweep_id = wandb.sweep(sweep.raw, project=project, entity=sweep.entity)
         print(f"W&B sweep {sweep_id}: join from any machine with emoframe sweep {sweep.path} --agent {sweep_id}")
     names = {p.name for p in sweep.parameters}

@@ -89,6 +89,26 @@ def from_unit(p: Parameter, u: float) -> Any:
     return _quantise(x, float(s("q"))) if d.startswith("q_") else x
 
 
+def ends(p: Parameter) -> tuple[Any, Any]:
+    """The lowest and highest value a parameter can take (its first and last for lists; the median of a
+    distribution without bounds), so the recipe can be checked at both ends of the range before any trial."""
+    d, s = p.distribution, p.get
+    if d == "constant":
+        return s("value"), s("value")
+    if d.startswith("categorical"):
+        return s("values")[0], s("values")[-1]
+    if d == "int_uniform":
+        return int(s("min")), int(s("max"))
+    if d in ("uniform", "q_uniform", "log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"):
+        return float(s("min")), float(s("max"))
+    if d in ("log_uniform", "q_log_uniform"):
+        return math.exp(s("min")), math.exp(s("max"))
+    if d == "inv_log_uniform":
+        return math.exp(-s("max")), math.exp(-s("min"))
+    middle = from_unit(p, 0.5)
+    return middle, middle
+
+
 def grid_points(parameters: list[Parameter]) -> list[dict[str, Any]]:
     """Every combination, first parameter slowest (W&B's order), as Optuna params (categoricals encoded)."""
     axes: list[list[Any]] = []
