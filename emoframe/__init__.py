@@ -1,8 +1,9 @@
 """emoframe: a PyTorch Lightning framework for facial emotion recognition from images and video.
 
-``import emoframe`` gives the registries (their built-in components register on first use) and the entry
-points of ``emoframe.api``: ``load_recipe``, ``build``, ``check``, ``load_model``, ``export_model``,
-``list_components``.
+``import emoframe`` gives the registries (their built-in components register on first use) and the verbs of
+``emoframe.engine``, the same as the CLI's: ``fit``, ``validate``, ``test``, ``predict``, ``export``, ``extract``,
+``ensemble``, ``svm``, ``svm_scores``, ``sweep``, ``check_recipe`` (``emoframe config``), ``components``
+(``emoframe list``); and ``load_recipe``, ``build``, ``load_model``, ``load_task``.
 The entry points import torch and Lightning on first use only, so ``import emoframe`` itself stays light.
 """
 
@@ -30,16 +31,33 @@ from emoframe.registry import (
 
 __version__ = "0.1.0"
 
-API = ("load_recipe", "build", "check", "load_model", "export_model", "list_components")
+API = (
+    "fit",
+    "validate",
+    "test",
+    "predict",
+    "export",
+    "extract",
+    "ensemble",
+    "svm",
+    "svm_scores",
+    "sweep",
+    "check_recipe",
+    "components",
+    "load_recipe",
+    "build",
+    "load_model",
+    "load_task",
+)
 
 
 def __getattr__(name: str) -> Any:
-    """``emoframe.load_model`` and the other entry points, imported on first use (PEP 562): they need torch and
+    """``emoframe.fit``, ``emoframe.load_model`` and the other entry points, imported on first use (PEP 562): they need torch and
     Lightning, which ``emoframe --help`` or a plugin registering a component should not pay for."""
     if name in API:
-        from emoframe import api
+        from emoframe import engine
 
-        return getattr(api, name)
+        return getattr(engine, name)
     raise AttributeError(f"module 'emoframe' has no attribute '{name}'")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,10 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 import emoframe.components  # noqa: F401  (registers every built-in component)
 from emoframe.callbacks.resume import RNGState
-from emoframe.callbacks.sweep import SweepTrial
 from emoframe.checkpoints import find_checkpoint as find_checkpoint  # re-exported: checkpoints are found there
 from emoframe.checkpoints import run_dir_of_checkpoint as run_dir_of_checkpoint
 from emoframe.config import save_recipe
-from emoframe.launch import RUN_DIR_ENV, run_dir_for
+from emoframe.launch import run_dir_for
 from emoframe.optim import try_optimizer
 from emoframe.registry import (
     BACKBONES,
@@ -42,6 +41,7 @@ from emoframe.registry import (
     check_arguments,
     load_plugins,
 )
+from emoframe.spec import ModelSpec
 from emoframe.tasks.base import Task
 from emoframe.tta import TTATransform, parse_tta
 
@@ -108,7 +108,7 @@ def backbone_inputs(datamodule: Any, backbone_cfg: Any) -> dict[str, Any]:
     """What the builder derives for the backbone ``backbone_cfg`` from the data: ``in_chans``, and the data's
     per-channel ``input_mean``/``input_std`` (``data.image.mean``/``std``) when the backbone's signature names
     them (``dlib_resnet`` undoes the data's normalisation and applies dlib's own). A recipe value wins."""
-    spec = datamodule if isinstance(datamodule, DataSpec) else DataSpec.of(datamodule)
+    spec = ModelSpec.of(datamodule)
     out: dict[str, Any] = {"in_chans": int(getattr(datamodule, "channels", spec.channels))}
     target, _ = BACKBONES.resolve(backbone_cfg, "model.backbone")
     named = accepted_parameters(target) or set()  # not given to an untyped **kwargs
@@ -209,7 +209,7 @@ def build_task(cfg: dict[str, Any], datamodule: pl.LightningDataModule, for_trai
     if not isinstance(task, Task):
         raise RecipeError(f"model: {type(task).__name__} is not an emoframe Task (subclass emoframe.tasks.Task)")
     task.recipe = cfg
-    task.data_spec = asdict(datamodule if isinstance(datamodule, DataSpec) else DataSpec.of(datamodule))
+    task.spec = ModelSpec.of(datamodule, type(task), str(model.get("name") or target.__name__), temporal)
     return task
 
 
@@ -261,21 +261,26 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
     return run_dir_for(base, None if version is None else str(version))
 
 
-def build_trainer(cfg: dict[str, Any], run_dir: Path, stage: str, resume_epoch: int | None = None) -> pl.Trainer:
-    """The Trainer of a stage, with the recipe's callbacks and loggers; ``resume_epoch`` (the checkpoint's epoch,
-    for ``fit --resume``) lets the loggers continue the run's CSV file and W&B run."""
+def build_trainer(
+    cfg: dict[str, Any],
+    run_dir: Path,
+    stage: str,
+    resume_epoch: int | None = None,
+    callbacks: list[pl.Callback] | tuple[pl.Callback, ...] = (),
+) -> pl.Trainer:
+    """The Trainer of a stage, with the recipe's callbacks and loggers and the engine's ``callbacks`` (a sweep's
+    trial); ``resume_epoch`` (the checkpoint's epoch, for ``fit --resume``) lets the loggers continue the run's CSV
+    file and W&B run."""
     trainer_cfg = dict(cfg.get("trainer") or {})
     check_arguments(pl.Trainer, trainer_cfg, "trainer", provided=TRAINER_INJECTED)
     for key in TRAINER_INJECTED:
         if key in trainer_cfg:
             raise RecipeError(f"trainer.{key} is set by emoframe; use the recipe's callbacks:/loggers:/run: sections")
     check_trainer_values(trainer_cfg)
-    callbacks: list[pl.Callback] = []
+    given, callbacks = list(callbacks), []
     if stage == "fit":
         callbacks.append(RNGState())  # exact resume, for every recipe
-        sweep_trial = SweepTrial.from_env()  # a trial of `emoframe sweep`'s local engine: per-epoch reports, pruning
-        if sweep_trial is not None:
-            callbacks.append(sweep_trial)
+        callbacks += given  # a trial of `emoframe sweep`'s local engine: per-epoch reports, pruning
         for key, spec in _mapping(cfg, "callbacks").items():
             if spec:  # a null entry switches off a callback inherited from a base recipe
                 where = f"callbacks.{key}"  # recipe_key, like dirpath, goes only to callbacks that accept it
@@ -427,10 +432,14 @@ def check(cfg: dict[str, Any]) -> None:
 
 
 def build(
-    cfg: dict[str, Any], stage: str = "fit", run_dir: Path | None = None, resume_epoch: int | None = None
+    cfg: dict[str, Any],
+    stage: str = "fit",
+    run_dir: Path | None = None,
+    resume_epoch: int | None = None,
+    callbacks: list[pl.Callback] | tuple[pl.Callback, ...] = (),
 ) -> Built:
     """Everything a stage needs, constructed and checked before any data is read; ``resume_epoch``: the epoch of
-    the checkpoint a ``fit --resume`` continues from."""
+    the checkpoint a ``fit --resume`` continues from; ``callbacks``: the engine's own (a sweep's trial)."""
     check_sections(cfg)
     load_plugins(list(cfg.get("imports") or []))
     pl.seed_everything(seed_of(cfg), workers=True, verbose=False)
@@ -442,55 +451,11 @@ def build(
     trainer_cfg = cfg
     if resume_epoch is not None:  # the sanity check would draw from the restored generators before the next epoch does
         trainer_cfg = {**cfg, "trainer": {**(cfg.get("trainer") or {}), "num_sanity_val_steps": 0}}
-    trainer = build_trainer(trainer_cfg, run_dir, stage, resume_epoch)
+    trainer = build_trainer(trainer_cfg, run_dir, stage, resume_epoch, callbacks)
     task.report_dir = run_dir / stage
     if trainer.is_global_zero:
         if stage == "fit":
             save_recipe(cfg, run_dir / "config.yaml")
         for logger in trainer.loggers:
             logger.log_hyperparams(cfg)
-    os.environ[RUN_DIR_ENV] = str(run_dir)
     return Built(trainer=trainer, task=task, datamodule=datamodule, run_dir=run_dir)
-
-
-@dataclass
-class DataSpec:
-    """What a task needs to know of its data, without the data: enough to rebuild a trained model anywhere.
-
-    The builder reads it off the datamodule; it travels in every checkpoint (``emoframe_data``), so
-    ``emoframe.load_model`` needs neither the data set nor its folders, and a predictor can replay the
-    training preprocessing (image size, colour, normalisation, face settings).
-    """
-
-    channels: int
-    num_classes: int
-    class_names: list[str]
-    feature_dim: int = 0
-    image_size: int | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    faces: dict[str, Any] | None = None  # face_crop settings used in training; None: the inputs were crops already
-    feature_mean: list[float] | None = None  # hand-crafted features' training statistics (set when a fit saves)
-    feature_std: list[float] | None = None
-
-    @classmethod
-    def of(cls, datamodule: Any) -> DataSpec:
-        image = getattr(datamodule, "image", None)  # data.image: ImageSettings (every built-in datamodule)
-        mean, std = image.per_channel() if callable(getattr(image, "per_channel", None)) else (None, None)
-        faces = getattr(datamodule, "faces", None)
-        return cls(
-            channels=int(getattr(datamodule, "channels", 3)),
-            num_classes=int(datamodule.num_classes),
-            class_names=[str(c) for c in getattr(datamodule, "class_names", [])],
-            feature_dim=int(getattr(datamodule, "feature_dim", 0) or 0),
-            image_size=int(image.size) if image is not None else None,
-            mean=mean,
-            std=std,
-            faces=dict(faces.settings()) if callable(getattr(faces, "settings", None)) else None,
-        )
-
-    @property
-    def preprocessing(self) -> dict[str, Any]:
-        """How inputs were made in training: size, channels, normalisation and face settings."""
-        keys = ("image_size", "channels", "mean", "std", "faces")
-        return {k: getattr(self, k) for k in keys}

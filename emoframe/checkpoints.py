@@ -23,9 +23,9 @@ from emoframe.registry import BACKBONES
 
 RECIPE_KEY = "emoframe_recipe"
 """Where a task stores its run's resolved recipe in the checkpoint (``Task.on_save_checkpoint``)."""
-DATA_KEY = "emoframe_data"
-"""Where it stores the builder's ``DataSpec`` (channels, classes, preprocessing): ``emoframe.load_model`` needs
-neither the data nor the recipe file."""
+LEGACY_DATA_KEY = "emoframe_data"
+"""Where checkpoints written before ``emoframe.spec.ModelSpec`` stored their data's description (``ModelSpec.upgrade``
+reads it); today's store the whole model spec under ``emoframe.spec.SPEC_KEY``."""
 
 FRAME_KEYS = ("size", "channels", "mean", "std")
 """Settings of a recipe's ``data.image`` section that decide how frames look to the network: a model sees them

@@ -11,7 +11,7 @@ crop 7/8 of the side, resized back to the input size, so the network sees the in
 All views of a batch are warped with one ``grid_sample`` (bilinear, edge pixels repeated) and go through the
 model in one forward pass (or chunks of ``max_batch``); identity and plain flips are copied exactly, not
 resampled. This module depends on torch alone: ``emoframe extract`` averages backbone features over these views
-(``emoframe.clipsvm.tta``), ``emoframe test --tta``/``predict --tta`` and the ensembles average probabilities.
+(``emoframe.clipsvm.extract.tta_features``), ``emoframe test --tta``/``predict --tta`` and the ensembles average probabilities.
 """
 
 from __future__ import annotations
@@ -222,20 +222,33 @@ class TTA(nn.Module):
         self.outputs = outputs
 
     def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        k = len(self.views)
-        step = len(x) if self.max_batch is None else max(1, self.max_batch // k)
-        parts = []
-        for start in range(0, len(x), step):
-            frames = x[start : start + step]
-            extra = [r[start : start + step].repeat_interleave(k, dim=0) for r in rest]
-            out = self.module(tta_views(frames, self.views), *extra)
-            probs = out.softmax(dim=-1) if self.outputs == "logits" else out
-            parts.append(probs.reshape(len(frames), k, -1).mean(dim=1))
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
+        return average_probabilities(self.module, self.views, x, *rest, max_batch=self.max_batch, outputs=self.outputs)
 
     def describe(self) -> str:
         """A short name of the view set, for reports (``18 views (paper)``)."""
         return describe_views(self.views)
+
+
+def average_probabilities(
+    model: Any,
+    views: Sequence[TTATransform],
+    x: torch.Tensor,
+    *rest: torch.Tensor,
+    max_batch: int | None = None,
+    outputs: Literal["logits", "probs"] = "logits",
+) -> torch.Tensor:
+    """``model``'s class probabilities for ``x`` averaged over ``views`` (``TTA``'s forward, callable from inside
+    a task's own step without wrapping the task in a module of its own)."""
+    k = len(views)
+    step = len(x) if max_batch is None else max(1, max_batch // k)
+    parts = []
+    for start in range(0, len(x), step):
+        frames = x[start : start + step]
+        extra = [r[start : start + step].repeat_interleave(k, dim=0) for r in rest]
+        out = model(tta_views(frames, views), *extra)
+        probs = out.softmax(dim=-1) if outputs == "logits" else out
+        parts.append(probs.reshape(len(frames), k, -1).mean(dim=1))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def describe_views(views: Sequence[TTATransform]) -> str:

@@ -25,13 +25,16 @@ def _report_dir(trainer: pl.Trainer, task: Any) -> Path | None:
 
 @CALLBACKS.register("confusion_report")
 class ConfusionReport(Callback):
-    """``test_confusion.csv`` (counts, rows = true class) and ``test_confusion.png`` after ``test``."""
+    """``test_confusion.csv`` (counts, rows = true class) and ``test_confusion.png`` after ``test`` (and
+    ``test_tta_confusion.*`` when it ran with TTA)."""
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         out = _report_dir(trainer, pl_module)
-        confusion = (getattr(pl_module, "results", None) or {}).get("test", {}).get("confusion")
-        if out is not None and confusion is not None:
-            write_confusion_reports(confusion, list(pl_module.class_names), out, prefix="test")  # type: ignore[arg-type]
+        results = getattr(pl_module, "results", None) or {}
+        for split in ("test", "test_tta"):  # test_tta: the same pass with test-time augmentation
+            confusion = results.get(split, {}).get("confusion")
+            if out is not None and confusion is not None:
+                write_confusion_reports(confusion, list(pl_module.class_names), out, prefix=split)  # type: ignore[arg-type]
 
 
 def write_label_report(scores: MultilabelScores, default: MultilabelScores, names: list[str], path: Path) -> Path:

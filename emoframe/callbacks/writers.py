@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from emoframe.eval.postprocess import apply_postprocessors
+from emoframe.eval.probabilities import SplitProbabilities
 from emoframe.eval.va_reports import assemble, at_rate, write_va_predictions
 from emoframe.registry import CALLBACKS
 
@@ -150,3 +151,28 @@ __all__ = [
     "ValenceArousalPredictions",
     "recording_outputs",
 ]
+
+
+class ProbabilityRecorder(pl.Callback):
+    """The class probabilities and labels a frame task's ``validation_step``/``test_step`` return, kept per split
+    (``val``, ``test``) in order: what ``emoframe test --save-probs`` writes, from the same passes that score."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+
+    def _keep(self, split: str, outputs: Any) -> None:
+        if not isinstance(outputs, dict) or "probs" not in outputs:
+            return
+        probs, labels = self.found.setdefault(split, ([], []))
+        probs.append(outputs["probs"].detach().float().cpu().numpy())
+        labels.append(outputs["target"].detach().cpu().numpy().astype(np.int64))
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, *args: Any) -> None:
+        if not trainer.sanity_checking:
+            self._keep("val", outputs)
+
+    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, *args: Any) -> None:
+        self._keep("test", outputs)
+
+    def splits(self) -> dict[str, SplitProbabilities]:
+        return {s: SplitProbabilities(np.concatenate(p), np.concatenate(y)) for s, (p, y) in self.found.items()}

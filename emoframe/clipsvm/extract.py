@@ -3,7 +3,7 @@
 ``emoframe extract --ckpt X [recipe.yaml] [overrides]`` runs the checkpoint's backbone (the layer before the
 head) over every frame of every item of the chosen splits (the datamodule's ``frame_source(split)``,
 emoframe.data.frame_sources) and writes ``<output>/<split>.npz`` (emoframe.clipsvm.feature_files), each
-frame's features averaged over the TTA views (emoframe.clipsvm.tta).
+frame's features averaged over the TTA views (emoframe.tta).
 
 **Resumable.** Each split is written to a temporary file and renamed into place once complete (features
 stream to disk first, so memory stays bounded), so a killed run never leaves a ``<split>.npz`` that reads as
@@ -34,9 +34,23 @@ from emoframe.clipsvm.feature_files import (
     settings_key,
     write_features,
 )
-from emoframe.clipsvm.tta import TTATransform, tta_features
 from emoframe.data.frame_sources import FrameSource
+from emoframe.devices import resolve_device
 from emoframe.errors import DataError, RecipeError
+from emoframe.tta import TTATransform, tta_views
+
+
+def tta_features(
+    backbone: nn.Module, x: torch.Tensor, transforms: Sequence[TTATransform], channels_last: bool = False
+) -> torch.Tensor:
+    """``(B, C, H, W)`` frames -> ``(B, D)`` backbone features averaged over the views, in one forward pass."""
+    views = tta_views(x, transforms)
+    if channels_last:
+        views = views.contiguous(memory_format=torch.channels_last)
+    out = backbone(views)
+    if out.ndim != 2:
+        raise RecipeError(f"model.backbone: expected (batch, features) outputs, got shape {tuple(out.shape)}")
+    return out.reshape(len(x), len(transforms), -1).mean(dim=1)
 
 
 @dataclass
@@ -114,7 +128,7 @@ def run_extract(
     transforms: Sequence[TTATransform],
     source: Mapping[str, Any],
     batch_size: int = 64,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     overwrite: bool = False,
     channels_last: bool = False,
 ) -> list[ExtractResult]:
@@ -163,12 +177,7 @@ def run_extract(
         todo.append(split)
     if not todo:
         return results
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise RecipeError(f"--device: expected auto, cpu, cuda or cuda:N, got {device!r}") from None
+    target = resolve_device(device)
     backbone = backbone.to(target)
     if channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from emoframe.api import load_task
 from emoframe.builder import build_datamodule, upgrade_recipe
 from emoframe.checkpoints import read_checkpoint
 from emoframe.config import checkpoint_recipe
+from emoframe.devices import resolve_device as resolve_device
 from emoframe.ensemble.files import EnsembleSpec, read_ensemble
 from emoframe.errors import DataError, RecipeError
 from emoframe.eval.probabilities import (
@@ -31,21 +31,12 @@ from emoframe.eval.probabilities import (
     collect,
     read_probabilities,
 )
+from emoframe.models import load_task
 from emoframe.registry import load_plugins
 from emoframe.tasks.frame_classifier import FrameClassifier
 from emoframe.tta import TTA, TTATransform
 
 STAGES = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``; else a one-line error."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise RecipeError(f"--device: expected auto, cpu, cuda or cuda:N, got {device!r}") from None
 
 
 def split_loader(datamodule: Any, split: str) -> Any:

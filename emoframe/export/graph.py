@@ -98,11 +98,11 @@ class Graph:
 
 def graph_of(task: Task) -> Graph:
     """The exported signature of a built-in task (a plugin task subclassing one of them gets its parent's)."""
-    spec = task.data_spec or {}
+    spec = task.spec.to_dict() if task.spec is not None else {}
     channels = int(spec.get("channels") or 3)
     size = int(spec.get("image_size") or 0)
     if size < 1:
-        raise RecipeError("export: the checkpoint's DataSpec has no image_size; export needs the input size")
+        raise RecipeError("export: the checkpoint's model spec has no image_size; export needs the input size")
     if isinstance(task, SequenceClassifier):
         return Graph("clip", ("frames", "mask"), "softmax", channels, size)
     if isinstance(task, FrameClassifier):

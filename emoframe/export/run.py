@@ -54,7 +54,7 @@ def metadata(task: Task, graph: Graph, payload: dict[str, Any]) -> dict[str, str
     model = recipe.get("model") or {}
     values = {
         runtime.RECIPE: recipe,
-        runtime.DATA: dict(task.data_spec or {}),
+        runtime.DATA: task.spec.to_dict() if task.spec is not None else {},
         runtime.TASK: str(model.get("name") or model.get("class_path") or type(task).__name__),
         runtime.CLASS_NAMES: list(task.class_names) or None,
         runtime.VERSION: __version__,

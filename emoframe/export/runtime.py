@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from emoframe.errors import DataError, WeightsError
+from emoframe.spec import PREPROCESSING_KEYS
 
 RECIPE = "emoframe_recipe"
 DATA = "emoframe_data"
@@ -42,7 +43,6 @@ REQUIRED_KEYS = (RECIPE, DATA, TASK, INPUTS)
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".ts", ".pt")
 SUFFIXES = ONNX_SUFFIXES + TORCHSCRIPT_SUFFIXES
-PREPROCESSING_KEYS = ("image_size", "channels", "mean", "std", "faces")
 
 
 @dataclass
@@ -50,7 +50,7 @@ class ExportedModel:
     """A model exported by ``emoframe export``, callable like its task's ``forward``.
 
     ``task_name``: the recipe's ``model.name``; ``recipe``: the resolved recipe stored in the checkpoint;
-    ``data``: the DataSpec fields; ``class_names``: what each output means (None if the task named none);
+    ``data``: the ``emoframe.spec.ModelSpec`` fields (only the data's, in files of emoframe before it); ``class_names``: what each output means (None if the task named none);
     ``inputs``: input names in order; ``output``: ``softmax``/``sigmoid``/``identity``; ``extras``: thresholds or
     post-processing; ``format``: ``onnx`` or ``torchscript``.
     """

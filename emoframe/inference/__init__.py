@@ -9,6 +9,6 @@ needs of a model, ``predictor`` the ``Model`` that ``emoframe.load_model`` retur
 from emoframe.inference.faces import FER_SCALE, FER_SHIFT, FaceCropper, Tracker
 from emoframe.inference.predictor import Model
 from emoframe.inference.run import Options, Summary, predict
-from emoframe.inference.spec import ModelSpec
+from emoframe.inference.spec import Runner
 
-__all__ = ["FER_SCALE", "FER_SHIFT", "FaceCropper", "Model", "ModelSpec", "Options", "Summary", "Tracker", "predict"]
+__all__ = ["FER_SCALE", "FER_SHIFT", "FaceCropper", "Model", "Options", "Runner", "Summary", "Tracker", "predict"]

@@ -17,13 +17,13 @@ from typing import Any
 from emoframe.inference.faces import FaceMode
 from emoframe.inference.run import Options, Summary, predict
 from emoframe.inference.sources import expand_inputs
-from emoframe.inference.spec import ModelSpec
+from emoframe.inference.spec import Runner
 
 
 class Model:
     """A trained model (``module``: the Task, or an exported model) and the ``spec`` the pipeline runs it with."""
 
-    def __init__(self, module: Any, spec: ModelSpec, preprocessing: dict[str, Any]) -> None:
+    def __init__(self, module: Any, spec: Runner, preprocessing: dict[str, Any]) -> None:
         self.__dict__.update(module=module, spec=spec, preprocessing=preprocessing)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -43,7 +43,7 @@ from emoframe.inference.outputs import (
 )
 from emoframe.inference.postprocess import RAW_PREFIX, StreamingPostProcess
 from emoframe.inference.sources import Frame, Sampling, Source, expand_inputs, iter_source, probe
-from emoframe.inference.spec import ModelSpec
+from emoframe.inference.spec import Runner
 
 QUEUE_CHUNKS = 3
 """Chunks that may wait between the worker and the network (the bound on memory, with ``chunk``)."""
@@ -113,7 +113,7 @@ class Looked:
 
 # -- the worker side ---------------------------------------------------------------------------------
 def look(
-    sources: Sequence[Source], sampling: Sampling, cropper: FaceCropper, spec: ModelSpec | None, options: Options
+    sources: Sequence[Source], sampling: Sampling, cropper: FaceCropper, spec: Runner | None, options: Options
 ) -> Iterator[tuple[Any, ...]]:
     """Events: ("source", i, source), ("chunk", i, [Looked]), ("end", i, source), ("skip", i, name, reason)."""
     for i, source in enumerate(sources):
@@ -135,7 +135,7 @@ def look(
         yield ("end", i, source)
 
 
-def _look(frame: Frame, cropper: FaceCropper, tracker: Tracker, spec: ModelSpec | None) -> Looked:
+def _look(frame: Frame, cropper: FaceCropper, tracker: Tracker, spec: Runner | None) -> Looked:
     if frame.image is None:
         return Looked(frame.source, frame.index, frame.time_s, "unreadable", [], error=frame.error)
     faces = cropper(frame.image)
@@ -169,15 +169,15 @@ def _worker(
 class _FeatureSpec:
     """What the worker needs of a fusion model (its extractors and statistics), without the network."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: Runner) -> None:
         self.kind = spec.kind
         self.extractors, self.feature_mean, self.feature_std = spec.extractors, spec.feature_mean, spec.feature_std
 
-    features = ModelSpec.features
+    features = Runner.features
 
 
 def events(
-    sources: list[Source], sampling: Sampling, cropper: FaceCropper, spec: ModelSpec, options: Options
+    sources: list[Source], sampling: Sampling, cropper: FaceCropper, spec: Runner, options: Options
 ) -> Iterator[tuple[Any, ...]]:
     """The worker's events, from a worker process (``options.worker``) or from this one."""
     light = _FeatureSpec(spec)
@@ -222,7 +222,7 @@ class Assembler:
     faces into windows of ``spec.window`` first (rows come when a window is full, or at the source's end).
     A valence/arousal model's fitted post-processing runs on each video's tracks (``raw_*``: the values before)."""
 
-    def __init__(self, spec: ModelSpec, batch_size: int) -> None:
+    def __init__(self, spec: Runner, batch_size: int) -> None:
         self.spec, self.batch_size = spec, batch_size
         self.raw = [RAW_PREFIX + c for c in spec.value_columns] if spec.postprocessors else []
         self.columns = [
@@ -357,7 +357,7 @@ class Assembler:
         return rows
 
 
-def predict(spec: ModelSpec, inputs: Sequence[Any], options: Options) -> Summary:
+def predict(spec: Runner, inputs: Sequence[Any], options: Options) -> Summary:
     """Run the model on every input (``emoframe predict --ckpt X INPUT...`` and ``Model.predict``)."""
     sampling = Sampling(options.every, options.fps)
     if options.batch_size < 1 or options.chunk < 1:

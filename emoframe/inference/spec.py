@@ -1,8 +1,8 @@
-"""What the inference pipeline needs of a model: a forward callable, what kind of task it is, and its DataSpec.
+"""What the inference pipeline runs: a forward callable with its ``emoframe.spec.ModelSpec`` (``Runner``).
 
-``ModelSpec`` is built by ``emoframe.api`` from a checkpoint (the task's ``forward``) or an exported file (the
-runtime's ``__call__``) together with the stored recipe and DataSpec, so the pipeline never sees a Task or a
-recipe: the same frames go through PyTorch or onnxruntime. ``kind`` says how frames become network inputs:
+``emoframe.engine.models`` makes it from a checkpoint (the task's ``forward``) or an exported file (the runtime's
+``__call__``), so the pipeline never sees a Task or a recipe: the same frames go through PyTorch or onnxruntime.
+The spec's ``kind`` says how frames become network inputs:
 
 - ``frame``: one face -> class probabilities (``frame_classifier``);
 - ``fusion``: one face and its hand-crafted features (HOG, landmarks), computed on the fly and standardised with
@@ -21,31 +21,69 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from emoframe.spec import ModelSpec
+
 Kind = Literal["frame", "fusion", "clip", "window"]
 Activation = Literal["softmax", "sigmoid", "none", "probs"]  # probs: the forward gives probabilities (TTA)
 KINDS = ("frame", "fusion", "clip", "window")
 
 
 @dataclass
-class ModelSpec:
+class Runner:
+    """A model's forward callable with its ``emoframe.spec.ModelSpec``: what the inference pipeline runs.
+
+    ``activation`` starts as the spec's and becomes ``probs`` when the forward already averages probabilities
+    (``--tta``); the other descriptive attributes are the spec's, read through."""
+
     forward: Callable[..., torch.Tensor]
-    kind: Kind
-    class_names: list[str]
+    spec: ModelSpec
     activation: Activation
-    image_size: int
-    channels: int
-    mean: list[float]
-    std: list[float]
-    faces: dict[str, Any] | None = None  # DataSpec.faces: face_crop settings, or None for ready-cropped faces
-    window: int = 1  # frames per forward pass of clip and window models
-    temporal: bool = True  # False: a window model with no temporal model (it can look at single images)
     extractors: list[Any] = field(default_factory=list)  # fusion: hand-crafted feature extractors
     feature_mean: np.ndarray | None = None
     feature_std: np.ndarray | None = None
     thresholds: list[float] | None = None  # multi-label decisions
     postprocessors: dict[str, Any] | None = None  # valence/arousal: fitted PostProcessor per target (videos)
-    task_name: str = ""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def kind(self) -> Kind:
+        return self.spec.kind  # type: ignore[return-value]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.spec.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.spec.image_size or 0)
+
+    @property
+    def channels(self) -> int:
+        return int(self.spec.channels)
+
+    @property
+    def mean(self) -> list[float]:
+        return list(self.spec.mean or [])
+
+    @property
+    def std(self) -> list[float]:
+        return list(self.spec.std or [])
+
+    @property
+    def faces(self) -> dict[str, Any] | None:
+        return self.spec.faces
+
+    @property
+    def window(self) -> int:
+        return int(self.spec.window)
+
+    @property
+    def temporal(self) -> bool:
+        return bool(self.spec.temporal)
+
+    @property
+    def task_name(self) -> str:
+        return self.spec.task
 
     def __post_init__(self) -> None:
         self._mean = torch.as_tensor(self.mean, dtype=torch.float32).reshape(1, -1, 1, 1)
@@ -60,8 +98,7 @@ class ModelSpec:
 
     @property
     def accepts_images(self) -> bool:
-        """Whether single pictures make sense to this model (not to clip models or models of time)."""
-        return self.kind in ("frame", "fusion") or (self.kind == "window" and not self.temporal)
+        return self.spec.accepts_images
 
     # -- network inputs ----------------------------------------------------------------------------
     def tensor(self, crops: np.ndarray) -> torch.Tensor:

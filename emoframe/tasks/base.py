@@ -14,7 +14,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
-from emoframe.checkpoints import DATA_KEY, RECIPE_KEY
+from emoframe.checkpoints import RECIPE_KEY
+from emoframe.spec import SPEC_KEY, ModelSpec
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., dict[str, Any]]
@@ -50,6 +51,13 @@ class Task(pl.LightningModule):
     """
 
     prediction_writer: ClassVar[str] = "class_probabilities"
+    kind: ClassVar[str] = ""
+    """What one forward pass maps (``emoframe.spec.KINDS``): a ``frame``, a ``fusion`` of a frame and its features,
+    a ``clip`` to one output, a ``window`` of frames to one output per frame. Predict and export read it."""
+    activation: ClassVar[str] = "softmax"
+    """What turns the forward's outputs into the reported values: ``softmax``, ``sigmoid`` or ``none`` (values)."""
+    window_key: ClassVar[str | None] = None
+    """The data key whose value is the number of frames per forward pass (``clip.frames``, ``windows.size``)."""
 
     def __init__(self, **parts: Unpack[TaskParts]) -> None:
         """Keeps the parts given: ``backbone``, then (a sequence task's) ``temporal``, ``head``, ``loss``."""
@@ -62,11 +70,16 @@ class Task(pl.LightningModule):
                 setattr(self, name, parts[name])  # type: ignore[literal-required]
         self.class_names = list(parts.get("class_names") or [])
         self.recipe: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
-        self.data_spec: dict[str, Any] | None = None  # set by the builder; saved in every checkpoint
+        self.spec: ModelSpec | None = None  # set by the builder; saved in every checkpoint and exported file
         self.report_dir: Path | None = None  # where `test` writes reports; set by the builder
         # val/test loss as a weighted mean torchmetrics syncs (float sums): Lightning's own epoch mean divides an
         # integer sample count by the world size under DDP, so an odd count skewed val/loss (1.9018 for 1.8955)
         self.loss_means = nn.ModuleDict({split: MeanMetric() for split in ("val", "test")})
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """How inputs were made in training (``ModelSpec.preprocessing``); None before the builder set the spec."""
+        return self.spec.preprocessing if self.spec is not None else None
 
     @classmethod
     def head_in_features(cls, backbone_features: int, **task_args: Any) -> int:
@@ -160,8 +173,8 @@ class Task(pl.LightningModule):
         """The resolved recipe travels with the weights, so `emoframe test --ckpt X` needs nothing else."""
         if self.recipe is not None:
             checkpoint[RECIPE_KEY] = self.recipe
-        if self.data_spec is not None:
-            checkpoint[DATA_KEY] = {**self.data_spec, **self._feature_statistics()}
+        if self.spec is not None:
+            checkpoint[SPEC_KEY] = {**self.spec.to_dict(), **self._feature_statistics()}
 
     def _feature_statistics(self) -> dict[str, list[float]]:
         """The datamodule's hand-crafted feature statistics (``feature_mean``, ``feature_std``: every split is

@@ -33,6 +33,7 @@ class FusionClassifier(FrameClassifier):
     Metrics, logging and reports are the frame classifier's.
     """
 
+    kind = "fusion"
     inputs = 2
 
     def __init__(

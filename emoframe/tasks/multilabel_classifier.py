@@ -36,6 +36,7 @@ class MultilabelClassifier(WindowTask):
     """
 
     prediction_writer = "multilabel_predictions"
+    activation = "sigmoid"
     predict_key = "probs"
 
     def __init__(

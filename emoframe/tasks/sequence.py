@@ -79,6 +79,8 @@ class WindowTask(Task):
     temporal_default: ClassVar[dict[str, Any]] = {"name": "lstm", "hidden_size": 256, "num_layers": 2}
     moved_keys: ClassVar[dict[str, str]] = TEMPORAL_MOVED
     predict_key: ClassVar[str] = "preds"
+    kind = "window"
+    window_key = "windows.size"
     """The ``predict_step`` output holding the per-frame predictions (``predict_outputs`` of the logits)."""
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -34,6 +34,8 @@ class SequenceClassifier(FrameClassifier):
     ``freeze_unfreeze`` callback is the alternative for a frozen-then-trained schedule.
     """
 
+    kind = "clip"
+    window_key = "clip.frames"
     inputs = 2
     temporal_default: ClassVar[dict[str, Any]] = {"name": "lstm", "hidden_size": 256, "num_layers": 1}
     moved_keys: ClassVar[dict[str, str]] = TEMPORAL_MOVED
@@ -85,6 +87,12 @@ class SequenceClassifier(FrameClassifier):
             mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
         sequence = self.temporal(self.frame_features(frames, mask), mask)
         return self.head(self.clip_vector(sequence, mask))
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:  # type: ignore[override]
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:  # type: ignore[override]
+        self._step(batch, "test")
 
     def _step(self, batch: Any, split: str) -> torch.Tensor:
         frames, mask, y = batch[0], batch[1], batch[2]

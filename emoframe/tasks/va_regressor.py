@@ -44,6 +44,7 @@ class VARegressor(WindowTask):
     """
 
     prediction_writer = "va_predictions"
+    activation = "none"  # valence and arousal values
 
     def __init__(
         self,
