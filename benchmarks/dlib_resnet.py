@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -24,15 +23,11 @@ import decord
 import dlib
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import REPO, publish
 
 from emoframe.backbones.dlib_resnet import WEIGHTS_FILE, DlibResNet
 from emoframe.faces.chips import FaceChipper
 from emoframe.faces.models import model_file
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def collect_chips(data: Path, video_step: int) -> tuple[np.ndarray, dict[str, int]]:
@@ -158,7 +153,7 @@ def main() -> None:
         "not with other days. Where other jobs keep the cores busy, torch's threads wait for each other and "
         "one thread is faster than all cores.",
     ]
-    write_section("dlib_resnet", "\n".join(lines))
+    publish("dlib_resnet", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,16 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ensemble_table, publish
+from harness import DATA, QUIET, REPO, engine, ensemble_table, fer2013_zip, fit, publish, stopwatch, test
 
-REPO = Path(__file__).resolve().parents[1]
+from emoframe.files.atomic import atomic_write
 
 
 def missing_members(ckpts: list[Path]) -> list[str]:
@@ -44,7 +40,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=2000, help="images per split (data.subset)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--widths", default="16,32,64,128", help="small_cnn stage widths")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "ensemble"))
     p.add_argument("--no-write", action="store_true", help="print the section, leave docs/benchmarks.md as it is")
     p.add_argument("--phase", default="all", choices=("fit", "ensemble", "tta", "report", "all"))
@@ -52,21 +48,13 @@ def main() -> None:
     p.add_argument("--ensemble-tta", default="none", help="view sets of the members in the ensemble runs")
     p.add_argument("--tta", default="none,flip,ten_crop,paper", help="view sets of member 0 alone")
     ns = p.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
     import torch
 
-    from emoframe.api import load_model
-    from emoframe.builder import build_datamodule, upgrade_recipe
-    from emoframe.checkpoints import read_checkpoint
-    from emoframe.cli import main as cli
-    from emoframe.ensemble.members import probability_model, split_loader
-    from emoframe.ensemble.run import run_ensemble
-    from emoframe.eval.probabilities import collect, score
     from emoframe.tta import parse_tta
 
     threads = torch.get_num_threads()
     runs = Path(ns.runs)
-    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    zip_path = fer2013_zip(ns.data)
     widths = "[" + ns.widths + "]"
     ckpts, fit_seconds = [], []
     seeds = [int(x) for x in ns.seeds.split(",")] if ns.seeds else list(range(ns.members))
@@ -82,16 +70,15 @@ def main() -> None:
             f"trainer.max_epochs={ns.epochs}",
             "scheduler.warmup_epochs=0.5",
             "loggers.wandb=null",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
+            *QUIET,
         ]
         folder = runs / f"member_seed{seed}" / "0"
         done = folder / "done"
         if ns.phase in ("fit", "all") and seed in seeds and not done.is_file():  # report and ensemble never train
             shutil.rmtree(folder, ignore_errors=True)  # an interrupted member is trained again from the start
-            t0 = time.perf_counter()
-            assert cli(["fit", str(REPO / "recipes" / "fer2013_small_cnn.yaml"), *args]) == 0
-            done.write_text(f"{time.perf_counter() - t0:.1f}\n")
+            with stopwatch() as clock:
+                fit(REPO / "recipes" / "fer2013_small_cnn.yaml", args)
+            done.write_text(f"{clock.seconds:.1f}\n")
         if done.is_file():
             fit_seconds.append(float(done.read_text()))
         ckpts.append(folder / "checkpoints" / "best.ckpt")
@@ -105,37 +92,35 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"ensemble": {}, "tta": {}}
 
     def save() -> None:
-        tmp = results_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, results_path)
+        with atomic_write(results_path) as f:
+            json.dump(results, f, indent=1)
 
     if ns.phase in ("ensemble", "all"):
         for label in ns.ensemble_tta.split(","):
-            views = None if label == "none" else parse_tta(label)
-            t0 = time.perf_counter()
-            result = run_ensemble(ckpts, runs / f"ensemble_{label}", "fer2013_small", views=views, device="cpu")
+            tta = None if label == "none" else label
+            with stopwatch() as clock:
+                result = engine(
+                    "ensemble", ckpts, name="fer2013_small", output=runs / f"ensemble_{label}", tta=tta, device="cpu"
+                )
             results["ensemble"][label] = {
                 "rows": result.rows,
                 "search": result.search.describe(),
                 "method": result.search.method,
-                "seconds": time.perf_counter() - t0,
+                "seconds": clock.seconds,
             }
             save()
-    if ns.phase in ("tta", "all"):  # TTA on its own: member 0 on PrivateTest
-        task = load_model(ckpts[0])
-        stored, _ = upgrade_recipe(read_checkpoint(ckpts[0]).require_recipe())
-        loader = split_loader(build_datamodule(stored), "test")
+    if ns.phase in ("tta", "all"):  # TTA on its own: member 0 on PrivateTest, one `emoframe test --tta` each
         for name in ns.tta.split(","):
             views = None if name == "none" else parse_tta(name)
-            t0 = time.perf_counter()
-            probs = collect(probability_model(task, views), loader, task.inputs, "cpu")
-            s = score(probs.probs, probs.labels)
+            with stopwatch() as clock:
+                m = test(ckpts[0], QUIET, tta=name, device="cpu").metrics
+            key = "test" if views is None else "test_tta"
             results["tta"][name] = {
                 "views": len(views or [1]),
-                "acc": s["acc"],
-                "macro_f1": s["macro_f1"],
-                "samples": s["samples"],
-                "seconds": time.perf_counter() - t0,
+                "acc": m[f"{key}/acc"],
+                "macro_f1": m[f"{key}/macro_f1"],
+                "samples": m.get(f"{key}/samples", m.get("test/samples")),
+                "seconds": clock.seconds,
             }
             save()
     if ns.phase not in ("report", "all"):

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import decord
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import REPO, publish
 
 from emoframe.faces import FaceDetector, FacePipeline, iou, landmark_error, pick
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def video_frames(path: Path) -> np.ndarray:
@@ -130,7 +125,7 @@ def main() -> None:
     ]
     text = "\n".join(body)
     print(text)
-    write_section("faces", text)
+    publish("faces", text)
 
 
 if __name__ == "__main__":

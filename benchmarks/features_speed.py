@@ -9,7 +9,6 @@ One process each (``extract_features`` runs chunks in ``workers`` processes on t
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -17,14 +16,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import REPO, publish
 from skimage.feature import hog as skimage_hog
 
 from emoframe.features import HogFeatures, LandmarkFeatures
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def faces(zip_path: Path, n: int) -> np.ndarray:
@@ -86,7 +81,7 @@ def main() -> None:
         "compare rows of one run, not runs."
     )
     print(body)
-    write_section("features_speed", body)
+    publish("features_speed", body)
 
 
 if __name__ == "__main__":

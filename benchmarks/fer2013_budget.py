@@ -16,18 +16,11 @@ The frozen rows (linear head, SVMs) are in the section `fer2013-frozen-fr-112` (
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import publish
-from fer2013_recipe import run
-from fer2013_seeds import mean_sd, read_run
+from harness import DATA, QUIET, REPO, fer2013_zip, fit, mean_sd, publish, read_run, test
 from omegaconf import OmegaConf
-
-REPO = Path(__file__).resolve().parents[1]
 
 # label -> (what it is, recipe, overrides, minutes per epoch, input side). The minutes plan the epochs; they were
 # measured on this 2-core machine on 2026-12-02 (Lightning's Timer over a run's epochs, validation included):
@@ -87,44 +80,21 @@ def train(label: str, seed: int, ns: argparse.Namespace, zip_path: Path) -> Path
     if done:
         print(f"{label}: reusing {done[-1].parents[3]}", flush=True)
         return done[-1].parents[3]
-    log = out_dir / "log.txt"
     out_dir.mkdir(parents=True, exist_ok=True)
     hms = f"00:00:{int(ns.minutes):02d}:{round(60 * (ns.minutes % 1)):02d}"
-    fit = [
-        f"data.root={zip_path}",
-        f"run.dir={out_dir}",
-        "trainer.enable_progress_bar=false",
-        f"trainer.max_time={hms}",
-        f"trainer.max_epochs={planned_epochs(ns.minutes, per_epoch)}",
-        f"seed={seed}",
-        *overrides,
-    ]
-    print(f"{label} seed {seed}: fit {recipe} {' '.join(fit[3:])}", flush=True)
-    text = run([sys.executable, "-m", "emoframe", "fit", recipe, *fit], log)
-    run_dir = Path(next(ln.split(": ", 1)[1] for ln in text.splitlines() if ln.startswith("Run directory: ")))
-    run_dir = run_dir if run_dir.is_absolute() else REPO / run_dir
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "emoframe",
-            "test",
-            "--ckpt",
-            str(ckpt),
-            f"data.root={zip_path}",
-            "trainer.enable_progress_bar=false",
-        ],
-        log,
-    )
-    return run_dir
+    budget = [f"trainer.max_time={hms}", f"trainer.max_epochs={planned_epochs(ns.minutes, per_epoch)}", f"seed={seed}"]
+    print(f"{label} seed {seed}: fit {recipe} {' '.join([*budget, *overrides])}", flush=True)
+    root = [f"data.root={zip_path}", *QUIET]
+    result = fit(recipe, [*root, f"run.dir={out_dir}", *budget, *overrides])
+    test(result.best, root)  # PrivateTest with the best checkpoint by PublicTest: its figures land in the run folder
+    return Path(result.run_dir)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--minutes", type=float, default=15.0, help="each model's fit budget (trainer.max_time)")
     p.add_argument("--only", help="comma-separated labels of PLANS (default: all, in order)")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "fer2013_budget"))
     p.add_argument("--seeds", default="0", help="comma-separated seeds, each model trained once per seed")
     p.add_argument("--fresh", action="store_true", help="retrain labels that already have a run")
@@ -135,10 +105,9 @@ def main() -> None:
     unknown = [lb for lb in labels if lb not in PLANS]
     if unknown:
         raise SystemExit(f"--only: unknown label(s) {', '.join(unknown)}; expected some of {', '.join(PLANS)}")
-    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    zip_path = fer2013_zip(ns.data)
     if not zip_path.is_file():
         raise SystemExit(f"--data: expected FER2013 at {zip_path}")
-    os.environ.setdefault("WANDB_MODE", "offline")
     seeds = [int(s) for s in ns.seeds.split(",")]
     rows = []
     for seed in seeds:  # seed-major: an interrupted sweep has every model at the first seeds

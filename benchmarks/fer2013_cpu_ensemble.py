@@ -14,15 +14,9 @@ all scored on PrivateTest (test); then the section ``fer2013-cpu-ensemble``.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ensemble_table, publish
-
-REPO = Path(__file__).resolve().parents[1]
+from harness import DATA, REPO, Stopwatch, engine, ensemble_table, fer2013_zip, publish
 
 
 def cached_probabilities(ckpt: Path, views: list | None, under: Path) -> Path | None:
@@ -78,7 +72,7 @@ def main() -> None:
         "of fer2013_recipe.py --members (PREFIX.<tta>.probs.npz for each --tta)",
     )
     p.add_argument("--tta", default="none,paper", help="view sets of the members: none, flip, ten_crop, paper, ...")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "fer2013_cpu_ensemble"))
     p.add_argument("--section", default="fer2013-cpu-ensemble", help="the section of docs/benchmarks.md to write")
     p.add_argument("--about", default="", help="what sets the members apart, added to the section's heading")
@@ -88,13 +82,11 @@ def main() -> None:
     )
     p.add_argument("--no-write", action="store_true", help="print the section, leave docs/benchmarks.md as it is")
     ns = p.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
     import torch
 
-    from emoframe.ensemble.run import run_ensemble
     from emoframe.tta import parse_tta
 
-    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    zip_path = fer2013_zip(ns.data)
     lines = [
         f"## FER2013: an ensemble of {ns.choose or len(ns.members)} CPU-trained members"
         f"{f' chosen from {len(ns.members)}' if ns.choose else ''}{', ' + ns.about if ns.about else ''} "
@@ -107,7 +99,7 @@ def main() -> None:
     ]
     for label in ns.tta.split(","):
         views = None if label == "none" else parse_tta(label)
-        t0 = time.perf_counter()
+        watch = Stopwatch()  # the run's seconds: the members' probabilities (computed or read) included
         members, reused = list(ns.members), {}
         for i, m in enumerate(ns.members):  # a checkpoint whose probabilities with these views are on disk already
             if not m.endswith((".ckpt", ".npz")):  # a prefix of saved members: PREFIX.<label>.probs.npz
@@ -132,10 +124,16 @@ def main() -> None:
                 *table,
                 "",
             ]
-        result = run_ensemble(
-            members, Path(ns.runs) / label, "fer2013_cpu", [f"data.root={zip_path}"], views=views, device="cpu"
+        result = engine(
+            "ensemble",
+            members,
+            [f"data.root={zip_path}"],
+            name="fer2013_cpu",
+            output=Path(ns.runs) / label,
+            tta=None if views is None else label,
+            device="cpu",
         )
-        seconds = time.perf_counter() - t0
+        seconds = watch.elapsed()
         rows = result.rows
         for i, ckpt in reused.items():  # named as its checkpoint, as the computed members are
             rows[i]["model"] = f"{ckpt.parent.parent.parent.name}/{ckpt.parent.parent.name}/{ckpt.stem}"

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from harness import DATA, REPO, fer2013_zip, publish
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import publish
+from emoframe.files.atomic import atomic_write
 
-REPO = Path(__file__).resolve().parents[1]
 SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 LAYERS = ("stage2", "stage3", "stage4", "embedding")
 
@@ -67,10 +64,8 @@ def extract(datamodule, size: int, split: str, cache: Path, limit: int | None) -
     labels = source.labels[:n]
     if limit is None:  # a smoke run's subset is not cached
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / f".{split}.npz.tmp-{os.getpid()}"
-        with tmp.open("wb") as f:
+        with atomic_write(path, "wb") as f:
             np.savez(f, labels=labels, **feats)
-        os.replace(tmp, path)
     return feats, labels, seconds
 
 
@@ -103,7 +98,7 @@ def fit_linear(kind: str, grid: list[float], x: dict, y: dict) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--size", type=int, default=112, help="input side in px (the cascade recipes': 112)")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs" / "fer2013_frozen_fr"))
     p.add_argument("--limit", type=int, help="the first N images of each split (a smoke run)")
     p.add_argument("--no-write", action="store_true")
@@ -113,7 +108,7 @@ def main() -> None:
     from emoframe.builder import build_datamodule
     from emoframe.config import load_recipe
 
-    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    zip_path = fer2013_zip(ns.data)
     cfg = load_recipe(
         REPO / "recipes" / "cascade_ng_1_fer2013.yaml",
         [f"data.root={zip_path}", f"data.image.size={ns.size}", "data.loader.num_workers=1"],

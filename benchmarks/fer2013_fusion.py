@@ -12,16 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import DATA, REPO, fer2013_zip, fit_and_test, publish, publish_recipe, stopwatch
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("fer2013_cnn_only", "fer2013_fusion")
 
 
@@ -32,19 +26,20 @@ def extract(zip_path: Path) -> tuple[float, dict[str, dict[str, dict[str, int]]]
 
     cfg = load_recipe(REPO / "recipes" / "fer2013_fusion.yaml", [f"data.root={zip_path}"])
     dm = build_datamodule(cfg)
-    t0 = time.perf_counter()
-    dm.setup("fit")
-    return time.perf_counter() - t0, dm.feature_stats, dm.feature_dim
+    with stopwatch() as clock:
+        dm.setup("fit")
+    return clock.seconds, dm.feature_stats, dm.feature_dim
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--weights", required=True, help="local backbone weights (e.g. a fer2013_small_cnn checkpoint)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md as it is")
     p.add_argument("--runs", default=str(REPO / "benchmarks" / "runs"))
     ns = p.parse_args()
-    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    zip_path = fer2013_zip(ns.data)
     cache = Path(ns.runs) / "cache"
     os.environ["EMOFRAME_CACHE"] = str(cache)  # shared by this process and both training runs
     for stale in cache.glob("features-*"):
@@ -53,25 +48,12 @@ def main() -> None:
     fallbacks = {split: s.get("landmarks68", {}).get("fallbacks", 0) for split, s in stats.items()}
     os.environ["EMOFRAME_BACKBONE_WEIGHTS"] = str(Path(ns.weights).resolve())
     rows = []
-    for name in RECIPES:
-        cmd = [
-            sys.executable,
-            str(REPO / "benchmarks" / "fer2013_recipe.py"),
-            f"recipes/{name}.yaml",
-            f"trainer.max_epochs={ns.epochs}",
-            "--data",
-            ns.data,
-            "--runs",
-            ns.runs,
-        ]
-        subprocess.run(cmd, check=True, cwd=REPO)
-        section = (REPO / "docs" / "benchmarks.md").read_text()
-        match = re.search(
-            rf"<!-- bench:fer2013-{name} -->.*?\n\| `recipes/{name}.yaml` \| [^|]* \| ([\d.]+) \| ([\d.]+) \| (\d+) \| ([\d.]+) min",
-            section,
-            re.S,
+    for name in RECIPES:  # each twin's own row of the recipes table, then both in this section
+        run = fit_and_test(f"recipes/{name}.yaml", [f"trainer.max_epochs={ns.epochs}"], data=ns.data, runs=ns.runs)
+        cells = publish_recipe(run, write=not ns.no_write)
+        rows.append(
+            (name, cells["PrivateTest acc"], cells["macro F1"], cells["best epoch"], f"{run.fit_seconds / 60:.1f}")
         )
-        rows.append((name, *match.groups()))
     cnn, fusion = float(rows[0][1]), float(rows[1][1])
     split_sizes = {"train": 28709, "val": 3589, "test": 3589}
     body = [
@@ -95,7 +77,7 @@ def main() -> None:
         + ", ".join(f"{s} {fallbacks[s]:,} of {split_sizes[s]:,}" for s in ("train", "val", "test"))
         + f" ({100 * sum(fallbacks.values()) / 35887:.1f}% overall).",
     ]
-    write_section("fer2013-fusion", "\n".join(body))
+    publish("fer2013-fusion", body, write=not ns.no_write)
 
 
 if __name__ == "__main__":

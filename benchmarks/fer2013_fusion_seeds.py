@@ -15,16 +15,11 @@ each twin, and the paired difference, fusion minus CNN-only, with its mean and s
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import publish
+from harness import DATA, REPO, environment, fit_and_test, publish, publish_recipe
 
-REPO = Path(__file__).resolve().parents[1]
 TWINS = ("cnn_only", "fusion")
 VIEWS = ("none", "paper")
 
@@ -33,27 +28,17 @@ def prefix(recipe: str, seed: int) -> Path:
     return REPO / "benchmarks" / "members" / f"fer2013_{recipe}_from_hour_seed{seed}"
 
 
-def train(recipe: str, seed: int, weights: Path, epochs: int, data: str, runs: Path) -> None:
-    """One twin of one seed, through fer2013_recipe.py (its own docs section), saved as a member."""
-    env = dict(os.environ, EMOFRAME_BACKBONE_WEIGHTS=str(weights.resolve()), EMOFRAME_CACHE=str(runs / "cache"))
-    cmd = [
-        sys.executable,
-        str(REPO / "benchmarks" / "fer2013_recipe.py"),
-        f"recipes/fer2013_{recipe}.yaml",
-        f"trainer.max_epochs={epochs}",
-        "test.tta=paper",
-        f"seed={seed}",
-        "--data",
-        data,
-        "--runs",
-        str(runs),
-        "--section",
-        f"fer2013-{recipe.replace('_', '-')}-from-hour-seed{seed}",
-        "--members",
-        str(prefix(recipe, seed).relative_to(REPO)),
-    ]
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+def train(recipe: str, seed: int, weights: Path, epochs: int, data: str, runs: Path, write: bool) -> None:
+    """One twin of one seed (its own row of the FER2013 recipes table), saved as a member."""
+    with environment(EMOFRAME_BACKBONE_WEIGHTS=str(weights.resolve()), EMOFRAME_CACHE=str(runs / "cache")):
+        run = fit_and_test(
+            f"recipes/fer2013_{recipe}.yaml",
+            [f"trainer.max_epochs={epochs}", "test.tta=paper", f"seed={seed}"],
+            data=data,
+            runs=runs,
+            members=prefix(recipe, seed),
+        )
+    publish_recipe(run, write=write)
 
 
 def scores(path: Path) -> tuple[float, float, str]:
@@ -96,7 +81,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--weights", type=Path, help="backbone checkpoint for the seeds whose members are missing")
     p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--runs", type=Path, default=REPO / "benchmarks" / "runs")
     p.add_argument("--section", default="fer2013-fusion-seeds")
     p.add_argument("--no-write", action="store_true")
@@ -108,7 +93,7 @@ def main() -> None:
                 continue
             if ns.weights is None or not ns.weights.is_file():
                 raise SystemExit(f"seed {seed}, {recipe}: no saved member and no --weights checkpoint to train it from")
-            train(recipe, seed, ns.weights, ns.epochs, ns.data, ns.runs)
+            train(recipe, seed, ns.weights, ns.epochs, ns.data, ns.runs, not ns.no_write)
     body = [
         f"## FER2013: CNN + HOG/landmark fusion against CNN-only, seeds {', '.join(map(str, seeds))} (Kumari's comparison)",
         "",

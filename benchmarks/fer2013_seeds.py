@@ -11,64 +11,18 @@ Lightning `Timer` state (the clock `trainer.max_time` stops by, validation inclu
 With ``--members``, each PREFIX is a member saved by ``fer2013_recipe.py --members`` (run directories vanish with the
 machine; these files are committed): the figures come from its probability files (``PREFIX.none.probs.npz`` and
 ``PREFIX.paper.probs.npz``) and the fit's seed, time and epochs from ``PREFIX.run.json``, which that script writes
-with this module's ``read_run`` (older members have none: their seed is read from the name, their fit time is in their
-own section of docs/benchmarks.md).
+with the harness's ``run_summary`` (older members have none: their seed is read from the name, their fit time is in their row
+of the FER2013 recipes table, docs/benchmarks.md or its history).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import publish
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def read_run(run: Path, need_timer: bool = True) -> dict:
-    """The seed, fit time, epochs and test figures of one run directory (fit time None if the run had no
-    ``trainer.max_time`` and ``need_timer`` is false)."""
-    import torch
-    from omegaconf import OmegaConf
-
-    seed = OmegaConf.load(run / "config.yaml").get("seed")
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    timer = next((v for k, v in ckpt["callbacks"].items() if k.startswith("Timer")), None)
-    if timer is None and need_timer:
-        raise SystemExit(f"{run}/checkpoints/last.ckpt: no Timer state (expected a run with trainer.max_time)")
-    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
-    metrics = sorted((run / "test" / "csv").glob("version_*/metrics.csv"))
-    if not metrics:
-        raise SystemExit(f"{run}/test/csv: no test metrics (run `emoframe test --ckpt {run}/checkpoints/best.ckpt`)")
-    with metrics[-1].open() as f:
-        plain = next(csv.DictReader(f))
-    row = {
-        "run": run.resolve().relative_to(REPO) if run.resolve().is_relative_to(REPO) else run,
-        "seed": seed,
-        "fit_min": timer["time_elapsed"]["train"] / 60 if timer else None,
-        "epochs": ckpt["epoch"] + 1,
-        "best_epoch": best,
-        "acc": float(plain["test/acc"]),
-        "macro_f1": float(plain["test/macro_f1"]),
-    }
-    tta_file = run / "test" / "test_tta.csv"
-    if tta_file.is_file():
-        with tta_file.open() as f:
-            rows = list(csv.DictReader(f))
-        tta = next(r for r in rows if r["tta"] != "none")
-        row.update(tta_views=tta["tta"], tta_acc=float(tta["acc"]), tta_macro_f1=float(tta["macro_f1"]))
-    return row
-
-
-def run_summary(run: Path) -> dict:
-    """What ``PREFIX.run.json`` keeps of a run: ``read_run``'s figures, JSON-ready."""
-    row = read_run(run, need_timer=False)
-    return {**row, "run": str(row["run"])}
+from harness import mean_sd, publish, read_run
 
 
 def read_member(prefix: Path) -> dict:
@@ -102,18 +56,12 @@ def read_member(prefix: Path) -> dict:
 
 def within_hour(fit_minutes: list[float], runs: int) -> str:
     if len(fit_minutes) < runs:
-        return "not recorded for every run (see their docs sections)"
+        return "not recorded for every run (see their rows of the FER2013 recipes table)"
     return "yes" if max(fit_minutes) <= 60 else "no"
 
 
 def fit_cell(minutes: float | None) -> str:
     return "-" if minutes is None else f"{minutes:.1f} min"
-
-
-def mean_sd(values: list[float], scale: float = 100.0) -> str:
-    mean = statistics.fmean(values) * scale
-    sd = statistics.stdev(values) * scale if len(values) > 1 else float("nan")
-    return f"{mean:.2f} ± {sd:.2f}"
 
 
 def main() -> None:

@@ -11,20 +11,15 @@ python benchmarks/fer_crop_margin.py [--data ../shared/data] [--count 300]
 from __future__ import annotations
 
 import argparse
-import sys
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import REPO, publish
 
 from emoframe.faces import FaceDetector
 from emoframe.inference.faces import FER_SCALE, FER_SHIFT
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -65,7 +60,7 @@ def main() -> None:
         f"{FER_SHIFT} box sides above the box's centre (emoframe/inference/faces.py)."
     )
     print(body)
-    write_section("fer_crop_margin", body)
+    publish("fer_crop_margin", body)
 
 
 if __name__ == "__main__":

@@ -142,8 +142,13 @@ def command() -> str:
 
 @dataclass
 class Stopwatch:
+    """Started when made; ``elapsed()`` so far, ``seconds`` once ``stopwatch()``'s block has ended."""
+
     seconds: float = 0.0
     start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
 
 
 @contextlib.contextmanager
@@ -153,7 +158,7 @@ def stopwatch() -> Iterator[Stopwatch]:
     try:
         yield watch
     finally:
-        watch.seconds = time.perf_counter() - watch.start
+        watch.seconds = watch.elapsed()
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -205,9 +210,24 @@ def fixture(name: str) -> Any:
     return importlib.import_module(f"tests.fixtures.{name}")
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block (what a recipe's ``${oc.env:...}`` reads), then as it was."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def emoframe_env(**extra: str) -> dict[str, str]:
     """The environment of a fresh emoframe process: this one's, W&B offline, this checkout first on the path."""
-    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", **os.environ, **extra}
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **extra}  # benchmarks never upload
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     return env
 
@@ -269,7 +289,8 @@ def fit_and_test(
     ``PREFIX.none.probs.npz`` and, when the recipe tests with TTA, ``PREFIX.<views>.probs.npz`` (small files to
     commit: ensemble members that outlive the machine), and the run's figures as ``PREFIX.run.json``."""
     root = [f"data.root={fer2013_zip(data)}"]
-    result, seconds = timed(fit, recipe, [*root, f"run.dir={runs}", *QUIET, *overrides])
+    path = Path(recipe) if Path(recipe).is_file() else REPO / recipe  # recipes/... from anywhere
+    result, seconds = timed(fit, path, [*root, f"run.dir={runs}", *QUIET, *overrides])
     run_dir = Path(result.run_dir)
     if result.best is None:
         raise SystemExit(f"{run_dir}: the fit saved no best checkpoint")
@@ -288,10 +309,64 @@ def fit_and_test(
         import json
 
         backbone = os.environ.get("EMOFRAME_BACKBONE_WEIGHTS")  # the start of a fine-tuned twin (Kumari's recipes)
-        summary = {**run_summary(run_dir), "recipe": str(recipe), "overrides": list(overrides), "backbone": backbone}
+        summary = {
+            **run_summary(run_dir, done.metrics),
+            "recipe": str(recipe),
+            "overrides": list(overrides),
+            "backbone": backbone,
+        }
         with atomic_write(Path(f"{members}.run.json")) as f:
             json.dump(summary, f, indent=1)
     return done
+
+
+RECIPES_MEASURE = "fer2013-recipes"
+RECIPES_TITLE = "FER2013 recipes: one fit each, PrivateTest with the best checkpoint by PublicTest"
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def recipe_row(run: RecipeRun) -> dict[str, str]:
+    """A ``fit_and_test`` run's row of the table ``fer2013-recipes`` (its columns, in order)."""
+    m, tta, classes = run.metrics, run.tta(), FER2013_CLASSES
+    return {
+        "run": f"`{Path(run.recipe).stem}` `{' '.join(run.overrides) or '-'}`",
+        "PrivateTest acc": f"{m['test/acc']:.4f}",
+        "macro F1": f"{m['test/macro_f1']:.4f}",
+        "TTA acc": f"{m['test_tta/acc']:.4f}" if tta else "-",
+        "TTA macro F1": f"{m['test_tta/macro_f1']:.4f}" if tta else "-",
+        "best epoch": str(run.best_epoch),
+        "fit wall time": f"{run.fit_seconds / 60:.1f} min",
+        f"recall {' / '.join(classes)}": " / ".join(f"{m.get(f'test/recall/{c}', float('nan')):.2f}" for c in classes),
+    }
+
+
+def publish_recipe(run: RecipeRun, write: bool = True) -> dict[str, str]:
+    """Make ``run`` its recipe and overrides' current row of the table ``fer2013-recipes``; the row's cells."""
+    cells = recipe_row(run)
+    publish_row(RECIPES_MEASURE, cells["run"], cells, title=RECIPES_TITLE, write=write)
+    return cells
+
+
+def tiny_checkpoint(recipe: str | Path, runs: str | Path, data: str | Path = DATA) -> Path:
+    """A checkpoint of a FER2013 recipe after one training batch (through the engine, like any fit): for speed
+    measurements, where the weights do not matter but the model, its recipe and spec must be real."""
+    result = fit(
+        Path(recipe) if Path(recipe).is_file() else REPO / recipe,
+        [
+            f"data.root={fer2013_zip(data)}",
+            f"run.dir={runs}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0",
+            "loggers.wandb=null",
+            *QUIET,
+        ],
+    )
+    found = result.last or result.best
+    if found is None:
+        raise SystemExit(f"{result.run_dir}: the one-batch fit saved no checkpoint")
+    return Path(found)
 
 
 def _recipe_tta(run_dir: Path) -> str | None:
@@ -339,8 +414,8 @@ def read_run(run: Path, need_timer: bool = True) -> dict[str, Any]:
     metrics = sorted((run / "test" / "csv").glob("version_*/metrics.csv"))
     if not metrics:
         raise SystemExit(f"{run}/test/csv: no test metrics (run `emoframe test --ckpt {run}/checkpoints/best.ckpt`)")
-    with metrics[-1].open() as f:
-        plain = next(csv.DictReader(f))
+    with metrics[-1].open() as f:  # a test that saved probabilities logs a validation row too
+        plain = [r for r in csv.DictReader(f) if r.get("test/acc")][-1]
     row: dict[str, Any] = {
         "run": relative(run),
         "seed": seed,
@@ -358,9 +433,14 @@ def read_run(run: Path, need_timer: bool = True) -> dict[str, Any]:
     return row
 
 
-def run_summary(run: Path) -> dict[str, Any]:
-    """What a saved member's ``PREFIX.run.json`` keeps of its run: ``read_run``'s figures, JSON-ready."""
+def run_summary(run: Path, metrics: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """What a saved member's ``PREFIX.run.json`` keeps of its run: ``read_run``'s figures, JSON-ready; the test
+    figures from ``metrics`` (an ``EvalResult``'s) where given."""
     row = read_run(run, need_timer=False)
+    if metrics:
+        row.update(acc=metrics["test/acc"], macro_f1=metrics["test/macro_f1"])
+        if "test_tta/acc" in metrics:
+            row.update(tta_acc=metrics["test_tta/acc"], tta_macro_f1=metrics["test_tta/macro_f1"])
     return {**row, "run": str(row["run"])}
 
 

@@ -15,19 +15,14 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from harness import REPO, fit, fixture, metrics_rows, publish, timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 SMALL = {
     "windows": {"size": 8},
     "image": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5},
@@ -113,10 +108,10 @@ def reading(rows: int, workdir: Path) -> tuple[str, dict[str, float]]:
 def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str:
     import torch
 
-    from emoframe.cli import main
     from emoframe.config import load_recipe, save_recipe
     from emoframe.data.multilabel_video import MultilabelVideoDataModule
-    from tests.fixtures.make_multilabel import make_multilabel
+
+    make_multilabel = fixture("make_multilabel").make_multilabel
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     root = workdir / "set"
@@ -171,11 +166,9 @@ def ablation(fer_zip: Path, seeds: list[int], epochs: int, workdir: Path) -> str
             recipe = out / "recipe.yaml"
             out.mkdir(parents=True, exist_ok=True)
             save_recipe(cfg, recipe)
-            start = time.perf_counter()
-            assert main(["fit", str(recipe)]) == 0
-            seconds[name] += time.perf_counter() - start
-            metrics = out / "bench" / "version_0" / "csv" / "version_0" / "metrics.csv"
-            rare = [float(r["val/auroc_rare"]) for r in csv.DictReader(metrics.open()) if r.get("val/auroc_rare")]
+            result, took = timed(fit, recipe)
+            seconds[name] += took
+            rare = [float(r["val/auroc_rare"]) for r in metrics_rows(result.run_dir) if r.get("val/auroc_rare")]
             results[name].append(max(rare))
     lines = [
         f"Rare-label (happy, surprise, sad) mean validation AUROC, best of {epochs} epochs, on the generated set "
@@ -200,7 +193,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         table, _ = reading(args.rows, work)
@@ -208,7 +200,7 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
         models = ablation(args.data / "fer2013" / "fer2013.zip", seeds, args.epochs, work)
         print(models)
-    write_section("multilabel", "## Multi-label video\n\n" + table + "\n\n" + models)
+    publish("multilabel", "## Multi-label video\n\n" + table + "\n\n" + models)
 
 
 if __name__ == "__main__":

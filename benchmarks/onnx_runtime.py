@@ -3,8 +3,8 @@
 python benchmarks/onnx_runtime.py [--threads 1,2] [--seconds 1.0] [--rounds 3] [--data ../shared/data]
 
 For recipes/fer2013_small_cnn.yaml and recipes/fer2013_resnet18.yaml (timm ResNet-18, random init: nothing is
-downloaded; speed does not depend on the weights), the task is built as ``emoframe.load_model`` builds it and
-exported with ``emoframe.export.run.export_task`` (the same code as ``emoframe export``, parity checked). Each
+downloaded; speed does not depend on the weights), a checkpoint after one training batch (the harness's
+``tiny_checkpoint``) is loaded with ``emoframe.load_task`` and exported with ``emoframe.export`` (parity checked). Each
 runtime then classifies real FER2013 PrivateTest faces (48x48 gray; random ones without the data) at batch 1 and
 64: PyTorch as ``emoframe predict`` runs it (eval, ``torch.inference_mode``, channels_last as the recipes set
 it), onnxruntime's CPU provider through ``load_exported`` (``ExportedModel.__call__``, tensors in and out), and
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import zipfile
@@ -26,18 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness import REPO, engine, publish, tiny_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import emoframe  # noqa: E402
-from emoframe.builder import DataSpec, build_task  # noqa: E402
-from emoframe.export import runtime  # noqa: E402
-from emoframe.export.run import export_task  # noqa: E402
-from emoframe.labels import EMOTIONS  # noqa: E402
+import emoframe
+from emoframe.export import runtime
 
 MODELS = {"small_cnn": "fer2013_small_cnn.yaml", "resnet18": "fer2013_resnet18.yaml"}
 BATCHES = (1, 64)
@@ -81,14 +72,13 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
     load_before = os.getloadavg()[0]
     x64, what = faces(args.data)
-    spec = DataSpec(1, 7, list(EMOTIONS), 0, 48, [0.5], [0.5])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, recipe in MODELS.items():
-            cfg = emoframe.load_recipe(REPO / "recipes" / recipe, ["data.root=unused"])
-            task = build_task(cfg, spec, for_training=False).eval()
-            onnx = export_task(task, "onnx", Path(tmp) / f"{name}.onnx", batch=(x64,), batch_source=what)
-            ts = export_task(task, "torchscript", Path(tmp) / f"{name}.ts", batch=(x64,), batch_source=what)
+            ckpt = tiny_checkpoint(REPO / "recipes" / recipe, Path(tmp) / "runs", args.data)
+            task = emoframe.load_task(ckpt).eval()
+            onnx = engine("export", ckpt, "onnx", Path(tmp) / f"{name}.onnx")  # parity checked on the recipe's data
+            ts = engine("export", ckpt, "torchscript", Path(tmp) / f"{name}.ts")
             if task.channels_last:
                 task.to(memory_format=torch.channels_last)  # as Task.setup does for fit, test and predict
 
@@ -138,7 +128,7 @@ def main() -> None:
         lines.append(
             f"| {name} | {n} | {batch} | {pt:,.0f} | {ox:,.0f} | **{ox / pt:.2f}x** | {tj:,.0f} | {diff:.1e} | {size:.1f} MB |"
         )
-    write_section("onnx_runtime", "\n".join(lines))
+    publish("onnx_runtime", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ short and a longer input.
 Inputs: ../shared/data/videos/angry.mp4 (1920x1080, 68 frames) and a longer video made here by concatenating the
 shared clips (laughing.mp4 letterboxed to 1080p) until it lasts ``--minutes``; peak RSS (the command and its
 worker) on a one-minute input against the longer one. The checkpoint is a FER2013 small_cnn built from
-recipes/fer2013_small_cnn.yaml (``--ckpt`` to give a trained one: weights do not change the speed).
+recipes/fer2013_small_cnn.yaml after one training batch (``--ckpt`` to give a trained one: weights do not
+change the speed).
 
 python benchmarks/predict.py [--data ../shared/data] [--minutes 3] [--ckpt best.ckpt]
 """
@@ -20,36 +21,21 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import decord
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import REPO, emoframe_command, emoframe_env, publish, tiny_checkpoint
 
 import emoframe
-from emoframe.builder import DataSpec, build_task
-from emoframe.config import load_recipe
 from emoframe.faces import FaceDetector
 from emoframe.inference.faces import FaceCropper
-from emoframe.labels import EMOTIONS
 
-REPO = Path(__file__).resolve().parents[1]
-RUN = """
-import sys, time
-t = time.perf_counter()
-from emoframe.cli import main
-ckpt, video, out, *flags = sys.argv[1:]
-code = main(["predict", "--no-progress", "--no-timeline", "--ckpt", ckpt, video, "--output", out, *flags])
-print("RESULT", code, time.perf_counter() - t)
-"""
+SMALL_CNN = REPO / "recipes" / "fer2013_small_cnn.yaml"
 
 
 def rss_kb(pid: int) -> int:
@@ -71,14 +57,6 @@ def children(pid: int) -> list[int]:
 
 
 SUMMARY = re.compile(r"in ([0-9.]+) s \(([0-9.]+) frames/s\)")
-
-
-def make_checkpoint(path: Path) -> Path:
-    cfg = load_recipe(REPO / "recipes" / "fer2013_small_cnn.yaml", ["data.root=/nowhere"])
-    spec = DataSpec(channels=1, num_classes=7, class_names=list(EMOTIONS), image_size=48, mean=[0.5], std=[0.5])
-    task = build_task(cfg, spec, for_training=False)  # type: ignore[arg-type]
-    torch.save({"state_dict": task.state_dict(), "emoframe_recipe": cfg, "emoframe_data": asdict(spec)}, path)
-    return path
 
 
 def concatenated(videos: list[Path], seconds: float, out: Path, size: tuple[int, int] = (1920, 1080)) -> Path:
@@ -106,30 +84,28 @@ def concatenated(videos: list[Path], seconds: float, out: Path, size: tuple[int,
 
 
 def ours(ckpt: Path, video: Path, out: Path, *flags: str) -> tuple[float, float, int, int]:
-    """(pipeline seconds, whole command's seconds, peak RSS kB of the command, of its worker), in a fresh process
-    as a user runs it. The pipeline's time is what the command's summary line reports: from the first frame
-    asked for to the last row written (worker start included; imports and model loading not). Peak RSS is
-    sampled from /proc every 20 ms: ``ru_maxrss`` would not do, Linux carries it over fork and exec from the
-    process that started the command (this script, which grows large decoding 1080p frames the plain way)."""
-    command = [sys.executable, "-c", RUN, str(ckpt), str(video), str(out), *flags]
+    """(pipeline seconds, whole command's seconds, peak RSS kB of the command, of its worker), in a fresh
+    ``python -m emoframe predict`` process, as a user runs it. The pipeline's time is what the command's summary
+    line reports: from the first frame asked for to the last row written (worker start included; imports and
+    model loading not). Peak RSS is sampled from /proc every 20 ms: ``ru_maxrss`` would not do, Linux carries it
+    over fork and exec from the process that started the command (this script, which grows large decoding 1080p
+    frames the plain way)."""
+    args = ["predict", "--no-progress", "--no-timeline", "--ckpt", str(ckpt), str(video), "--output", str(out), *flags]
     with tempfile.TemporaryFile("w+") as err, tempfile.TemporaryFile("w+") as std:
-        proc = subprocess.Popen(command, stdout=std, stderr=err, text=True)
+        start = time.perf_counter()
+        proc = subprocess.Popen(emoframe_command(*args), stdout=std, stderr=err, text=True, env=emoframe_env())
         own = worker = 0
         while proc.poll() is None:
             own = max(own, rss_kb(proc.pid))
             worker = max(worker, sum(rss_kb(c) for c in children(proc.pid)))
             time.sleep(0.02)
-        std.seek(0)
+        seconds = time.perf_counter() - start
         err.seek(0)
-        stdout, stderr = std.read(), err.read()
-    line = [x for x in stdout.splitlines() if x.startswith("RESULT")]
+        stderr = err.read()
     found = SUMMARY.search(stderr)
-    if not line or found is None:
+    if proc.returncode != 0 or found is None:
         raise SystemExit(stderr[-3000:])
-    _, code, seconds = line[0].split()
-    if code != "0":
-        raise SystemExit(stderr[-3000:])
-    return float(found.group(1)), float(seconds), own, worker
+    return float(found.group(1)), seconds, own, worker
 
 
 def plain(ckpt: Path, video: Path, limit: int | None = None) -> tuple[float, int]:
@@ -170,7 +146,7 @@ def main() -> None:
         tmp_path = Path(tmp)
         work = Path(args.work) if args.work else tmp_path
         work.mkdir(parents=True, exist_ok=True)
-        ckpt = Path(args.ckpt) if args.ckpt else make_checkpoint(tmp_path / "small_cnn.ckpt")
+        ckpt = Path(args.ckpt) if args.ckpt else tiny_checkpoint(SMALL_CNN, tmp_path / "runs", args.data)
         one, longer = work / "one_minute.mp4", work / f"{args.minutes:g}_minutes.mp4"
         for path, seconds in ((one, 60), (longer, 60 * args.minutes)):
             if not path.is_file():
@@ -225,7 +201,7 @@ def main() -> None:
         f"Load average (1 min) at the start {load_before:.1f}, at the end {os.getloadavg()[0]:.1f} (2 cores)."
     )
     print(body)
-    write_section("predict", body)
+    publish("predict", body)
 
 
 if __name__ == "__main__":

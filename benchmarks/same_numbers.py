@@ -30,9 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import REPO, fixture, publish
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "loggers.wandb=null"]
 
@@ -138,7 +136,7 @@ def main() -> None:
         results["fer2013_fusion"] = metrics(run(["test", "--ckpt", str(best(runs, "fer2013_fusion"))], env))
 
     if want("afew_lstm") or want("afew_svm"):
-        from tests.fixtures.make_afew import make_afew
+        make_afew = fixture("make_afew").make_afew
 
         afew = out / "afew"
         if not afew.is_dir():
@@ -171,7 +169,7 @@ def main() -> None:
             }
 
     if want("recola_ccc"):
-        from tests.fixtures.make_recola import make_recola
+        make_recola = fixture("make_recola").make_recola
 
         recola = out / "recola"
         if not recola.is_dir():
@@ -189,7 +187,7 @@ def main() -> None:
         results["recola_ccc"] = metrics(run(["test", "--ckpt", str(best(runs, "recola_ccc"))], env))
 
     if want("multilabel"):
-        from tests.fixtures.make_multilabel import make_multilabel
+        make_multilabel = fixture("make_multilabel").make_multilabel
 
         ml = out / "multilabel"
         if not ml.is_dir():
@@ -216,8 +214,6 @@ def main() -> None:
 
 def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> None:
     """A markdown table of both runs; every figure printed to 4 decimals, as ``emoframe test`` prints them."""
-    from _report import write_section
-
     rows = ["| run | metric | before | after | same |", "|---|---|---|---|---|"]
     same = total = 0
     for run_name in sorted(set(before) | set(after)):
@@ -237,7 +233,7 @@ def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, floa
         f"{same} of {total} figures equal to the printed precision.\n\n" + "\n".join(rows)
     )
     print(body)
-    write_section("same_numbers", body)
+    publish("same_numbers", body)
 
 
 if __name__ == "__main__":

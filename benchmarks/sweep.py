@@ -16,17 +16,13 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from harness import REPO, emoframe_command, emoframe_env, publish
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
-
-REPO = Path(__file__).resolve().parents[1]
 SWEEP = REPO / "sweeps" / "fer2013_small_cnn.yaml"
 
 
@@ -44,9 +40,8 @@ def sweep_file(path: Path, name: str, zip_path: Path, trials: int, images: int |
 
 
 def run_workers(sweep: Path, folder: Path, workers: int) -> float:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "emoframe", "sweep", str(sweep), "--local", "--dir", str(folder)]
+    env = emoframe_env()
+    command = emoframe_command("sweep", sweep, "--local", "--dir", folder)  # worker processes, as a user starts them
     start = time.monotonic()
     logs = [(folder.parent / f"{folder.name}_worker{i}.log").open("w") for i in range(workers)]
     procs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
@@ -129,7 +124,7 @@ def main() -> None:
         "after), so two workers compete for the same two cores with everything else: the ratio is what a second "
         "worker buys on a busy 2-core machine, not on an idle one or a second machine.",
     ]
-    write_section("sweep-throughput", "\n".join(lines))
+    publish("sweep-throughput", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ import argparse
 import csv
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from harness import REPO, emoframe_command, emoframe_env, fer2013_zip, publish
 
-REPO = Path(__file__).resolve().parents[1]
 SWEEP = "sweeps/fer2013_small_cnn.yaml"
 
 
@@ -27,12 +24,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env["FER2013_ROOT"] = str((args.data / "fer2013" / "fer2013.zip").resolve())  # the recipe's data.root
+    env = emoframe_env(FER2013_ROOT=str(fer2013_zip(args.data).resolve()))  # the recipe's data.root
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="emoframe-sweep-recipe-") as tmp:
         folder = Path(tmp) / "sweep"
-        command = [sys.executable, "-m", "emoframe", "sweep", SWEEP, "--local", "--dir", str(folder)]
+        command = emoframe_command("sweep", SWEEP, "--local", "--dir", folder)  # a worker process, as a user runs it
         start = time.monotonic()
         with (Path(tmp) / "worker.log").open("w") as log:
             code = subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -60,7 +56,7 @@ def main() -> None:
         f"Load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end (2 cores)."
     )
     print(body)
-    write_section("sweep-recipe", body)
+    publish("sweep-recipe", body)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,17 @@ the framework's per-step overhead.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from harness import DATA, REPO, fer2013_zip, publish
 from torch.nn import functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
 
 from emoframe.builder import build
 from emoframe.config import load_recipe
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "fer2013_small_cnn.yaml"
 
 
@@ -91,11 +87,11 @@ def plain_loop(cfg: dict, compile_model: bool = False) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--images", type=int, default=6400)
     p.add_argument("--epochs", type=int, default=2)
     ns = p.parse_args()
-    zip_path = Path(ns.data) / "fer2013" / "fer2013.zip"
+    zip_path = fer2013_zip(ns.data)
     n = ns.images * ns.epochs
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +134,7 @@ def main() -> None:
         "as fast as with one loader process (same run). torch.compile "
         f"(inductor, compiled before the timed part) runs the plain loop at {compiled:.2f}x of eager.",
     ]
-    write_section("throughput", "\n".join(lines))
+    publish("throughput", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from harness import REPO, publish
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
-
-from emoframe.data.clips import sample_frames
+from emoframe.data.video.clips import sample_frames
 from emoframe.files.video import open_video, video_info
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def decord_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
@@ -112,7 +107,7 @@ def main() -> None:
         ]
     )
     print(body)
-    write_section("video_decode", body)
+    publish("video_decode", body)
 
 
 if __name__ == "__main__":

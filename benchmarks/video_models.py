@@ -22,21 +22,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from harness import REPO, engine, fit, fixture, publish, stopwatch, test
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 RECIPES = {name: REPO / "recipes" / f"{name}.yaml" for name in ("afew_cnn_lstm", "afew_cnn_lstm_shuffle")}
 SVM_RECIPE = REPO / "recipes" / "afew_stat_svm.yaml"
 SPLITS = ("Train_AFEW", "Val_AFEW", "Heldout_AFEW")
@@ -62,8 +56,7 @@ LABELS = {
 
 def make_set(root: Path, fer_zip: Path) -> Path:
     """``COUNTS`` clips per class and split; one make_afew call per class (it gives every class one count)."""
-    from tests.fixtures.make_afew import make_afew
-
+    make_afew = fixture("make_afew").make_afew
     assert min(c[0] for c in COUNTS.values()) >= FACES_PER_CLASS  # every face is seen in training
     for i, (emotion, counts) in enumerate(COUNTS.items()):
         make_afew(root, fer_zip, (emotion,), dict(zip(SPLITS, counts)), FACES_PER_CLASS, seed=i)
@@ -106,23 +99,6 @@ def tiny_recipe(name: str, root: Path, out: Path, seed: int, epochs: int) -> Pat
     return path
 
 
-def cli(*args: str) -> str:
-    """``emoframe ARGS`` in this process; its stdout (also echoed)."""
-    from emoframe.cli import main
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(list(args))
-    print(buffer.getvalue(), end="")
-    if code != 0:
-        raise SystemExit(f"emoframe {' '.join(args)} failed with exit code {code}")
-    return buffer.getvalue()
-
-
-def printed(out: str) -> dict[str, str]:
-    return dict(line.split("\t", 1) for line in out.splitlines() if line.count("\t") == 1)
-
-
 def prime_tracks(recipe: Path) -> float:
     """Face tracks of every clip of the three splits, into $EMOFRAME_CACHE; the fits then read them."""
     from emoframe.builder import build_datamodule
@@ -138,30 +114,28 @@ def prime_tracks(recipe: Path) -> float:
 def lstm(name: str, root: Path, out: Path, seed: int, epochs: int) -> tuple[float, float, Path]:
     """Fit, then test best.ckpt on Heldout_AFEW: (accuracy, seconds of both, best.ckpt)."""
     recipe = tiny_recipe(name, root, out, seed, epochs)
-    start = time.perf_counter()
-    cli("fit", str(recipe))
-    (best,) = (out / "runs" / name).glob("version_*/checkpoints/best.ckpt")
-    acc = float(printed(cli("test", "--ckpt", str(best)))["test/acc"])
-    return acc, time.perf_counter() - start, best
+    with stopwatch() as clock:
+        best = Path(fit(recipe).best)
+        acc = test(best).metrics["test/acc"]
+    return acc, clock.seconds, best
 
 
 def svm(best: Path, out: Path, seed: int) -> tuple[dict[str, float], float, float]:
     """Features of best.ckpt (6 TTA views and 1), then the SVM ensemble fitted on train and scored on the
     held-out clips: ({ensemble, ensemble+prior, majority}: accuracy, extraction seconds, SVM seconds)."""
     sets = {"net_a": out / "features_tta6", "net_b": out / "features_tta1"}
-    start = time.perf_counter()
-    for name, views in (("net_a", "6"), ("net_b", "1")):
-        common = ["--ckpt", str(best), "data.loader.num_workers=0", "data.workers=1", "--splits", "train,val,test"]
-        cli("extract", *common, "--tta", views, "--output", str(sets[name]))
-    extracted = time.perf_counter() - start
-    start = time.perf_counter()
+    with stopwatch() as extracted:
+        for name, views in (("net_a", "6"), ("net_b", "1")):
+            loader = ["data.loader.num_workers=0", "data.workers=1"]
+            engine("extract", None, loader, ckpt=best, splits="train,val,test", tta=views, output=sets[name])
     overrides = [f"features.{k}={v}" for k, v in sets.items()]
-    cli("svm", str(SVM_RECIPE), *overrides, f"run.dir={out / 'svm'}", "splits.eval=test", f"seed={seed}")
-    fitted = time.perf_counter() - start
-    (report,) = (out / "svm" / "afew_stat_svm").glob("version_*/report.csv")
-    with report.open() as f:
+    with stopwatch() as fitted:
+        run_dir, _ = engine(
+            "svm", SVM_RECIPE, [*overrides, f"run.dir={out / 'svm'}", "splits.eval=test", f"seed={seed}"]
+        )
+    with (Path(run_dir) / "report.csv").open() as f:
         rows = {row["model"].split(" ")[0]: float(row["test_accuracy"]) for row in csv.DictReader(f)}
-    return rows, extracted, fitted
+    return rows, extracted.seconds, fitted.seconds
 
 
 def run(root: Path, work: Path, seeds: list[int], epochs: int, threads: int) -> str:
@@ -246,8 +220,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", type=Path, default=None, help="keep the set and the runs here (default: a temp dir)")
     args = parser.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
     seeds = [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -256,7 +228,7 @@ def main() -> None:
         body = run(root, work, seeds, args.epochs, args.threads)
     print(body)
     print(f"total {time.perf_counter() - start:.0f} s")
-    write_section("video-models", body)
+    publish("video-models", body)
 
 
 if __name__ == "__main__":
