@@ -110,6 +110,37 @@ def is_probability_file(path: str | Path) -> bool:
     return str(path).endswith((PROBS_SUFFIX, ".npz"))
 
 
+def load_member(
+    path: str | Path, splits: Sequence[str], overrides: Sequence[str] = (), device: torch.device | str = "cpu"
+) -> CheckpointMember | ProbabilityFile:
+    """A member as loaded, nothing evaluated yet: its classes can be compared with the others' first."""
+    if is_probability_file(path):
+        found = read_probabilities(path)
+        missing = [s for s in splits if s not in found.splits]
+        if missing:
+            raise DataError(f"{path}: no '{missing[0]}' probabilities (it holds {', '.join(found.splits)})")
+        return found
+    return CheckpointMember.load(path, overrides, device)
+
+
+def classes_of(member: CheckpointMember | ProbabilityFile) -> list[str]:
+    return list(member.class_names if isinstance(member, ProbabilityFile) else member.task.class_names)
+
+
+def evaluate_member(
+    member: CheckpointMember | ProbabilityFile,
+    splits: Sequence[str],
+    views: Sequence[TTATransform] | None = None,
+    device: torch.device | str = "cpu",
+) -> ProbabilityFile:
+    """A loaded member's probabilities on ``splits`` (a probability file's own; a checkpoint's computed)."""
+    if isinstance(member, ProbabilityFile):
+        return member
+    probs = member.probabilities(splits, views, device)
+    probs.path = None
+    return probs
+
+
 def member_probabilities(
     path: str | Path,
     splits: Sequence[str],
@@ -118,16 +149,44 @@ def member_probabilities(
     device: torch.device | str = "cpu",
 ) -> ProbabilityFile:
     """A member's probabilities on ``splits``: read from a probability file, or computed from a checkpoint."""
-    if is_probability_file(path):
-        found = read_probabilities(path)
-        missing = [s for s in splits if s not in found.splits]
-        if missing:
-            raise DataError(f"{path}: no '{missing[0]}' probabilities (it holds {', '.join(found.splits)})")
-        return found
-    member = CheckpointMember.load(path, overrides, device)
-    probs = member.probabilities(splits, views, device)
-    probs.path = None
-    return probs
+    return evaluate_member(load_member(path, splits, overrides, device), splits, views, device)
+
+
+def check_same_classes(classes: Sequence[Sequence[str]], names: Sequence[str]) -> None:
+    """Members predict the same set of classes (in any order): one line naming both lists, before any member
+    is evaluated (a 7-class and a 6-class member would otherwise be evaluated, then disagree on sizes)."""
+    first = list(classes[0])
+    for member, name in zip(classes[1:], names[1:]):
+        if sorted(member) != sorted(first) or len(set(member)) != len(member):
+            only = sorted(set(first) ^ set(member))
+            differ = f" (not in both: {', '.join(only)})" if only else ""
+            raise DataError(
+                f"{name} predicts {len(member)} classes {list(member)}, {names[0]} {len(first)} classes {first}"
+                f"{differ}: ensemble members must predict the same classes"
+            )
+
+
+def align_classes(member: ProbabilityFile, order: Sequence[str]) -> ProbabilityFile:
+    """``member`` with its probability columns (and labels) in the class ``order`` (the same set, by name)."""
+    if list(member.class_names) == list(order):
+        return member
+    columns = np.asarray([member.class_names.index(c) for c in order])
+    relabel = np.asarray([list(order).index(c) for c in member.class_names])  # member's index -> order's index
+    splits = {}
+    for split, sp in member.splits.items():
+        labels = np.where(sp.labels >= 0, relabel[np.clip(sp.labels, 0, None)], sp.labels)
+        splits[split] = SplitProbabilities(sp.probs[:, columns], labels.astype(sp.labels.dtype))
+    return ProbabilityFile(splits, list(order), dict(member.meta), member.path)
+
+
+def align_members(
+    members: Sequence[ProbabilityFile], names: Sequence[str], splits: Sequence[str]
+) -> list[ProbabilityFile]:
+    """Every member's classes in the first's order (by name), then the same examples checked."""
+    check_same_classes([m.class_names for m in members], names)
+    aligned = [align_classes(m, members[0].class_names) for m in members]
+    check_same_examples(aligned, names, splits)
+    return aligned
 
 
 def check_same_examples(members: Sequence[ProbabilityFile], names: Sequence[str], splits: Sequence[str]) -> None:
@@ -164,19 +223,27 @@ class Ensemble(nn.Module):
         w = torch.as_tensor(np.asarray(weights, dtype=np.float64) / float(np.sum(weights)), dtype=torch.float32)
         self.members = nn.ModuleList([probability_model(m, views) for m in members])
         self.inputs = [int(getattr(m, "inputs", 1)) for m in members]
+        # each member's columns in the ensemble's class order, by name (None: already in it)
+        self.columns = [_columns(list(m.class_names), list(class_names)) for m in members]
         self.register_buffer("weights", w)
         self.class_names = list(class_names)
         self.views = tuple(views or ())
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         out = None
-        for weight, member, n in zip(self.weights, self.members, self.inputs):
+        for weight, member, n, columns in zip(self.weights, self.members, self.inputs, self.columns):
             if weight == 0:
                 continue
-            p = weight * member(*inputs[:n])
+            p = member(*inputs[:n])
+            p = weight * (p if columns is None else p[:, columns])
             out = p if out is None else out + p
         assert out is not None  # the weights sum to 1
         return out
+
+
+def _columns(member: list[str], order: list[str]) -> list[int] | None:
+    """Where each class of ``order`` is among the member's outputs; None when the orders agree."""
+    return None if member == order else [member.index(c) for c in order]
 
 
 def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> Ensemble:
@@ -192,7 +259,7 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> Ensem
         if m.checkpoint is None:
             raise RecipeError(f"{spec.path}: members[{i}] has probabilities but no checkpoint: it cannot predict")
         task = frame_task(load_task(m.checkpoint, device=device), m.checkpoint)
-        if list(task.class_names) != list(spec.class_names):
+        if sorted(task.class_names) != sorted(spec.class_names):
             raise RecipeError(
                 f"{m.checkpoint}: classes {task.class_names} are not the ensemble's {list(spec.class_names)}"
             )
@@ -219,16 +286,19 @@ def ensemble_probabilities(
 ) -> tuple[dict[str, SplitProbabilities], list[tuple[Path, float, ProbabilityFile]]]:
     """The ensemble's probabilities on ``splits``, each member fed its own data; and each member's own."""
     spec = spec if isinstance(spec, EnsembleSpec) else read_ensemble(spec)
-    members = []
+    loaded = []
     for i, m in enumerate(spec.members):
         if m.checkpoint is None:
             raise RecipeError(f"{spec.path}: members[{i}] has probabilities but no checkpoint: it cannot be evaluated")
         if m.weight == 0:
             continue
-        members.append(
-            (m.checkpoint, m.weight, member_probabilities(m.checkpoint, splits, overrides, spec.tta, device))
-        )
-    check_same_examples([p for _, _, p in members], [str(c) for c, _, _ in members], splits)
+        loaded.append((m.checkpoint, m.weight, load_member(m.checkpoint, splits, overrides, device)))
+    names = [str(c) for c, _, _ in loaded]
+    check_same_classes([list(spec.class_names), *(classes_of(x) for _, _, x in loaded)], [str(spec.path), *names])
+    probs = [evaluate_member(x, splits, spec.tta, device) for _, _, x in loaded]
+    probs = [align_classes(p, spec.class_names) for p in probs]
+    check_same_examples(probs, names, splits)
+    members = [(c, w, p) for (c, w, _), p in zip(loaded, probs, strict=True)]
     total = sum(w for _, w, _ in members)
     out = {}
     for split in splits:

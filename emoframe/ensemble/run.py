@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from emoframe.ensemble.files import EnsembleSpec, MemberEntry, write_ensemble
-from emoframe.ensemble.members import check_same_examples, is_probability_file, member_probabilities, resolve_device
+from emoframe.ensemble.members import (
+    align_members,
+    check_same_classes,
+    classes_of,
+    evaluate_member,
+    is_probability_file,
+    load_member,
+    resolve_device,
+)
 from emoframe.ensemble.weights import NLL_WEIGHT, WeightSearch, combine, search_weights
 from emoframe.errors import RecipeError
 from emoframe.eval.probabilities import ProbabilityFile, save_probabilities, score
@@ -80,7 +88,6 @@ def run_ensemble(
     if not name or "/" in name:
         raise RecipeError(f"--name: expected a file name without '/', got {name!r}")
     output = Path(output)
-    (output / "members").mkdir(parents=True, exist_ok=True)
     target = resolve_device(device)
     paths = [Path(m) for m in members]
     for path in paths:  # before any member is evaluated
@@ -88,12 +95,17 @@ def run_ensemble(
             kind = "Probability file" if is_probability_file(path) else "Checkpoint"
             raise RecipeError(f"{kind} not found: {path}")
     names: list[str] = []
+    for i, path in enumerate(paths):
+        names.append(_member_name(path, i, names))
+    members_loaded: list[Any] = [load_member(path, SPLITS, overrides, target) for path in paths]
+    check_same_classes([classes_of(m) for m in members_loaded], names)  # before any member is evaluated
+    (output / "members").mkdir(parents=True, exist_ok=True)
     loaded: list[ProbabilityFile] = []
     entries: list[tuple[Path | None, Path | None]] = []  # (checkpoint, probabilities file)
     for i, path in enumerate(paths):
-        names.append(_member_name(path, i, names))
         print(f"Member {i}: {path}", file=sys.stderr, flush=True)
-        probs = member_probabilities(path, SPLITS, overrides, views, target)
+        member, members_loaded[i] = members_loaded[i], None  # released once evaluated
+        probs = evaluate_member(member, SPLITS, views, target)
         if is_probability_file(path):
             ckpt = probs.meta.get("checkpoint")
             ckpt_path = Path(ckpt) if ckpt and Path(ckpt).is_file() else None
@@ -108,7 +120,7 @@ def run_ensemble(
             saved = save_probabilities(output / "members" / f"{i}_{path.stem}.probs.npz", probs)
             entries.append((path, saved))
         loaded.append(probs)
-    check_same_examples(loaded, names, SPLITS)
+    loaded = align_members(loaded, names, SPLITS)  # classes in the first member's order, by name
     labels = {s: loaded[0].splits[s].labels for s in SPLITS}
     stacks = {s: np.stack([p.splits[s].probs for p in loaded]) for s in SPLITS}
     search = search_weights(list(stacks["val"]), labels["val"], objective=objective, seed=seed, nll_weight=nll_weight)  # type: ignore[arg-type]
