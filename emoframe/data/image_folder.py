@@ -13,11 +13,11 @@ from emoframe.data.base import ImageClassificationDataModule, ImageOptions, Spli
 from emoframe.data.common import check_choice, check_class_map, class_index
 from emoframe.errors import DataError
 from emoframe.files.cache import ArrayCache, folder_fingerprint, walk_files
-from emoframe.files.decode import DECODER, decode_files, is_image_name, report_skipped
+from emoframe.files.decode import DECODER, decode_files, is_image_name, report_skipped, report_tiny
 from emoframe.labels import EMOTIONS
 from emoframe.registry import DATAMODULES, TRANSFORMS
 
-READER_VERSION = 1
+READER_VERSION = 2  # 2: the cache holds the empty class folders and tiny pictures it reports
 
 
 @DATAMODULES.register("image_folder")
@@ -104,6 +104,13 @@ class ImageFolderDataModule(ImageClassificationDataModule):
                 f"accepted names: {', '.join(EMOTIONS)}"
             ) from None
 
+    def _report_counts(self, hit: dict[str, Any], base: Path, used: int, cached: bool) -> None:
+        """Empty class folders and tiny upscaled pictures: counted in one line each, never silently."""
+        where = f"{base} (cached)" if cached else str(base)
+        report_empty([str(f) for f in hit["empty"]], used, where)
+        total = len(hit["names"]) + len(hit["skipped"])
+        report_tiny([str(t) for t in hit["tiny"]], total, where, self.image.size)
+
     def _load_folder(self, split_dir: str) -> SplitArrays:
         """Decode (or read from cache) the mapped class folders of one split folder."""
         base = self.root / split_dir
@@ -117,8 +124,11 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         parts = (READER_VERSION, "image_folder", fingerprint, used, DECODER, self.image.size, faces)
         cache = ArrayCache(self.cache_dir)
         hit = cache.get("image-folder", parts)
+        cached = hit is not None
         if hit is None:
-            rels = sorted(r for f in used for r in _image_files(base, f))
+            files = {f: _image_files(base, f) for f in used}
+            rels = sorted(r for f in used for r in files[f])
+            tiny: list[str] = []
             images, kept, skipped = decode_files(
                 rels,
                 lambda rel: (base / rel).read_bytes(),
@@ -128,9 +138,12 @@ class ImageFolderDataModule(ImageClassificationDataModule):
                 where=str(base),
                 desc=f"Decoding {split_dir}" + (" (faces)" if self.faces is not None else ""),
                 prepare=self.faces,
+                tiny=tiny,
             )
             names = np.array(rels, dtype=str)[kept]
             hit = {"images": images, "names": names, "skipped": np.asarray(skipped, dtype=str)}
+            hit["empty"] = np.asarray([f for f in used if not files[f]], dtype=str)
+            hit["tiny"] = np.asarray(sorted(tiny), dtype=str)
             if self.faces is not None:
                 hit["face_report"] = np.asarray(self.faces.report(str(base)))
                 self.faces.stats.clear()
@@ -144,10 +157,22 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             report_skipped(list(hit["skipped"]), len(hit["names"]) + len(hit["skipped"]), f"{base} (cached)")
         if "face_report" in hit:
             print(f"{hit['face_report']} (cached)", file=sys.stderr, flush=True)
+        self._report_counts(hit, base, len(used), cached)
         names = hit["names"]
         labels = np.array([labels_of[str(n).split("/", 1)[0]] for n in names], dtype=np.int64)
         prefixed = np.char.add(f"{split_dir}/", names.astype(str)) if len(names) else names
         return hit["images"], labels, prefixed
+
+
+def report_empty(empty: list[str], used: int, where: str) -> None:
+    """The one line for class folders without a single image: their classes have no example in this split."""
+    if empty:
+        print(
+            f"{len(empty)} of {used} class folders in {where} hold no images: {', '.join(empty)} "
+            "(those classes have no examples in this split)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _image_files(base: Path, folder: str) -> list[str]:

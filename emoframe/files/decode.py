@@ -24,6 +24,8 @@ except ImportError:  # pragma: no cover - albumentations brings opencv, but keep
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm")
 DECODER = "cv2" if cv2 is not None else "pil"
 OnBadImage = Literal["error", "skip"]
+TINY_UPSCALE = 2
+"""A picture whose shorter side is upscaled more than this many times is counted as tiny (``report_tiny``)."""
 
 # What counts as an unreadable file (skipped or fatal); anything else (e.g. a bug) propagates.
 _BAD_IMAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -84,6 +86,7 @@ def decode_files(
     desc: str,
     progress: bool = True,
     prepare: Callable[[np.ndarray], np.ndarray | None] | None = None,
+    tiny: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read and decode ``names`` into a (K, size, size) uint8 array.
 
@@ -96,6 +99,9 @@ def decode_files(
     ``prepare`` (e.g. a face pipeline) replaces the resize: it maps the full-size gray image to a
     ``size`` x ``size`` array, or to None to leave the image out on purpose (not counted as bad; the
     caller reports it). It runs in one thread, since dlib's models are not documented as thread-safe.
+
+    ``tiny`` (a list) collects ``"name (WxH)"`` of the kept images upscaled more than ``TINY_UPSCALE`` times
+    (a 1x1 picture becomes a flat square): the caller counts and reports them (``report_tiny``).
     """
     n = len(names)
     out = np.empty((n, size, size), dtype=np.uint8)
@@ -127,6 +133,8 @@ def decode_files(
             else:
                 out[i] = resize_square(img, size)
                 ok[i] = True
+                if tiny is not None and min(img.shape) * TINY_UPSCALE < size:
+                    tiny.append(f"{names[i]} ({img.shape[1]}x{img.shape[0]})")
         return stop - start
 
     workers = 1 if prepare is not None else max(1, min(8, os.cpu_count() or 1))
@@ -146,6 +154,19 @@ def decode_files(
     if skipped:
         report_skipped(skipped, n, where, reasons[min(reasons)])
     return out[kept] if len(kept) < n else out, kept, skipped
+
+
+def report_tiny(tiny: Sequence[str], total: int, where: str, size: int) -> None:
+    """The one summary line for pictures upscaled more than ``TINY_UPSCALE`` times (stderr, like skipped ones)."""
+    if not tiny:
+        return
+    first = sorted(tiny)[0]
+    print(
+        f"Upscaled {len(tiny)} of {total} images in {where} more than {TINY_UPSCALE}x to {size}x{size} "
+        f"(shorter side under {size / TINY_UPSCALE:g} px; first: {first}): they hold little of a face",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def report_skipped(skipped: Sequence[str], total: int, where: str, reason: str = "") -> None:
