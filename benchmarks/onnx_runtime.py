@@ -4,7 +4,7 @@ python benchmarks/onnx_runtime.py [--threads 1,2] [--seconds 1.0] [--rounds 3] [
 
 For recipes/fer2013_small_cnn.yaml and recipes/fer2013_resnet18.yaml (timm ResNet-18, random init: nothing is
 downloaded; speed does not depend on the weights), a checkpoint after one training batch (the harness's
-``tiny_checkpoint``) is loaded with ``emoframe.load_task`` and exported with ``emoframe.export`` (parity checked). Each
+``tiny_checkpoint``) is loaded with ``emoframe.load_task`` and exported with ``emoframe.export_model`` (parity checked). Each
 runtime then classifies real FER2013 PrivateTest faces (48x48 gray; random ones without the data) at batch 1 and
 64: PyTorch as ``emoframe predict`` runs it (eval, ``torch.inference_mode``, channels_last as the recipes set
 it), onnxruntime's CPU provider through ``load_exported`` (``ExportedModel.__call__``, tensors in and out), and
@@ -77,8 +77,8 @@ def main() -> None:
         for name, recipe in MODELS.items():
             ckpt = tiny_checkpoint(REPO / "recipes" / recipe, Path(tmp) / "runs", args.data)
             task = emoframe.load_task(ckpt).eval()
-            onnx = engine("export", ckpt, "onnx", Path(tmp) / f"{name}.onnx")  # parity checked on the recipe's data
-            ts = engine("export", ckpt, "torchscript", Path(tmp) / f"{name}.ts")
+            onnx = engine("export_model", ckpt, "onnx", Path(tmp) / f"{name}.onnx")  # parity checked on the recipe's data
+            ts = engine("export_model", ckpt, "torchscript", Path(tmp) / f"{name}.ts")
             if task.channels_last:
                 task.to(memory_format=torch.channels_last)  # as Task.setup does for fit, test and predict
 

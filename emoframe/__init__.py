@@ -1,8 +1,8 @@
 """emoframe: a PyTorch Lightning framework for facial emotion recognition from images and video.
 
 ``import emoframe`` gives the registries (their built-in components register on first use) and the verbs of
-``emoframe.engine``, the same as the CLI's: ``fit``, ``validate``, ``test``, ``predict``, ``export``, ``extract``,
-``ensemble``, ``svm``, ``svm_scores``, ``sweep``, ``check_recipe`` (``emoframe config``), ``components``
+``emoframe.engine``, the same as the CLI's: ``fit``, ``validate``, ``test``, ``predict``, ``export_model``, ``extract``,
+``fit_ensemble``, ``svm``, ``svm_scores``, ``sweep``, ``check_recipe`` (``emoframe config``), ``list_components``
 (``emoframe list``); and ``load_recipe``, ``build``, ``load_model``, ``load_task``.
 The entry points import torch and Lightning on first use only, so ``import emoframe`` itself stays light.
 """
@@ -36,14 +36,14 @@ API = (
     "validate",
     "test",
     "predict",
-    "export",
+    "export_model",
     "extract",
-    "ensemble",
+    "fit_ensemble",
     "svm",
     "svm_scores",
     "sweep",
     "check_recipe",
-    "components",
+    "list_components",
     "load_recipe",
     "build",
     "load_model",

@@ -99,9 +99,9 @@ def run_predict(ns: argparse.Namespace) -> None:
 
 
 def run_export(ns: argparse.Namespace) -> None:
-    from emoframe.engine import export
+    from emoframe.engine import export_model
 
-    result = export(ns.ckpt, ns.format, ns.output, ns.parity, list(ns.args), ns.items, ns.opset)
+    result = export_model(ns.ckpt, ns.format, ns.output, ns.parity, list(ns.args), ns.items, ns.opset)
     print(result.summary(), file=sys.stderr)
     print(f"Exported: {result.path}")
 
@@ -115,13 +115,13 @@ def run_extract(ns: argparse.Namespace) -> None:
 
 
 def run_ensemble(ns: argparse.Namespace) -> None:
-    from emoframe.engine import ensemble
+    from emoframe.engine import fit_ensemble
     from emoframe.engine.ensembles import ensemble_lines
 
     members, overrides = [a for a in ns.args if "=" not in a], [a for a in ns.args if "=" in a]
     command = "emoframe ensemble " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["ensemble"] else None
     keys = ("name", "output", "objective", "nll_weight", "seed", "tta", "device")
-    print(*ensemble_lines(ensemble(members, overrides, command=command, **_kw(ns, *keys))), sep="\n")
+    print(*ensemble_lines(fit_ensemble(members, overrides, command=command, **_kw(ns, *keys))), sep="\n")
 
 
 def run_svm(ns: argparse.Namespace) -> None:
@@ -144,9 +144,9 @@ def run_sweep(ns: argparse.Namespace) -> None:
 
 
 def run_list(ns: argparse.Namespace) -> None:
-    from emoframe.engine.tools import component_lines, components
+    from emoframe.engine.tools import component_lines
 
-    print(*component_lines(components(ns.kind)), sep="\n")
+    print(*component_lines(ns.kind), sep="\n")
 
 
 def run_config(ns: argparse.Namespace) -> None:

@@ -33,9 +33,9 @@ def test_import_emoframe_exposes_registries_and_entry_points() -> None:
 def test_load_recipe_and_check(fer2013_zip: Path) -> None:
     cfg = emoframe.load_recipe(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}"])
     assert cfg["run"]["name"] == "fer2013_small_cnn"
-    emoframe.check(cfg)  # the whole build, no run directory
+    emoframe.check_recipe(cfg)  # the whole build, no run directory
     with pytest.raises(emoframe.RecipeError, match="Out of range optimizer.lr: expected >= 0, got -1"):
-        emoframe.check(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "optimizer.lr=-1"])
+        emoframe.check_recipe(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "optimizer.lr=-1"])
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,8 @@ def test_config_checks_svm_recipes_as_svm_does(
 
 
 def test_a_checkpoint_recipe_from_before_the_regrouping_is_read_in_todays_keys(fer2013_zip: Path) -> None:
-    from emoframe.builder import DataSpec, build_datamodule, build_task, upgrade_recipe
+    from emoframe.builder import build_datamodule, build_task, upgrade_recipe
+    from emoframe.spec import ModelSpec
 
     old = emoframe.load_recipe(REPO / "recipes" / "recola_ccc.yaml", ["data.root=/nowhere"])
     old["data"] = {"name": "fer2013", "root": str(fer2013_zip), "batch_size": 8, "num_workers": 0, "image_size": 48}
@@ -100,6 +101,6 @@ def test_a_checkpoint_recipe_from_before_the_regrouping_is_read_in_todays_keys(f
     assert new["data"]["loader"] == {"batch_size": 8, "num_workers": 0} and new["data"]["image"] == {"size": 48}
     assert new["model"]["temporal"] == {"name": "gru", "hidden_size": 12, "num_layers": 1}
     dm = build_datamodule(new)
-    task = build_task(new, DataSpec.of(dm), for_training=False)
+    task = build_task(new, ModelSpec.of(dm), for_training=False)
     assert task.temporal.out_features == 12
     assert "batch_size" in old["data"], "the stored recipe itself is left as it was"

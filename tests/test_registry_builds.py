@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import torch
 
-from emoframe.builder import DataSpec, build_task
+from emoframe.builder import build_task
 from emoframe.labels import EMOTIONS
 from emoframe.registry import DATAMODULES, TASKS
+from emoframe.spec import ModelSpec
 
 SMALL_VIDEO = {"image": {"size": 48, "channels": 1}, "loader": {"batch_size": 2, "num_workers": 0}, "workers": 1}
 
@@ -62,29 +63,29 @@ FRAMES = (2, 1, 48, 48)  # a batch of two 48x48 gray faces
 CLIPS = (2, 6, 1, 48, 48)  # two 6-frame clips or windows
 TINY = {"name": "small_cnn", "widths": [8, 16, 32]}
 
-TASK_CFGS: dict[str, tuple[dict[str, Any], DataSpec, Callable[[torch.nn.Module], torch.Tensor], tuple[int, ...]]] = {
-    "frame_classifier": ({"backbone": TINY}, DataSpec(1, 7, list(EMOTIONS)), lambda t: t(torch.rand(FRAMES)), (2, 7)),
+TASK_CFGS: dict[str, tuple[dict[str, Any], ModelSpec, Callable[[torch.nn.Module], torch.Tensor], tuple[int, ...]]] = {
+    "frame_classifier": ({"backbone": TINY}, ModelSpec(1, 7, list(EMOTIONS)), lambda t: t(torch.rand(FRAMES)), (2, 7)),
     "fusion_classifier": (
         {"backbone": TINY, "mlp": [16]},
-        DataSpec(1, 7, list(EMOTIONS), feature_dim=10),
+        ModelSpec(1, 7, list(EMOTIONS), feature_dim=10),
         lambda t: t(torch.rand(FRAMES), torch.rand(2, 10)),
         (2, 7),
     ),
     "sequence_classifier": (
         {"backbone": TINY, "temporal": {"name": "lstm", "hidden_size": 8}},
-        DataSpec(1, 7, list(EMOTIONS)),
+        ModelSpec(1, 7, list(EMOTIONS)),
         lambda t: t(torch.rand(CLIPS), torch.ones(CLIPS[:2], dtype=torch.bool)),
         (2, 7),
     ),
     "va_regressor": (
         {"backbone": TINY, "temporal": {"name": "gru", "hidden_size": 8}},
-        DataSpec(1, 2, ["arousal", "valence"]),
+        ModelSpec(1, 2, ["arousal", "valence"]),
         lambda t: t(torch.rand(CLIPS), torch.ones(CLIPS[:2], dtype=torch.bool)),
         (2, 6, 2),
     ),
     "multilabel_classifier": (
         {"backbone": TINY, "temporal": {"name": "mean"}},
-        DataSpec(1, 4, ["neutral", "happy", "surprise", "sad"]),
+        ModelSpec(1, 4, ["neutral", "happy", "surprise", "sad"]),
         lambda t: t(torch.rand(CLIPS), torch.ones(CLIPS[:2], dtype=torch.bool)),
         (2, 6, 4),
     ),
@@ -103,7 +104,7 @@ def test_every_task_has_a_test_config() -> None:
 def test_every_datamodule_builds(name: str, request: pytest.FixtureRequest) -> None:
     dm = DATAMODULES.build({"name": name, **DATAMODULE_CFGS[name](request)}, "data")
     assert dm.num_classes == len(dm.class_names) >= 1 and dm.channels in (1, 3)
-    spec = DataSpec.of(dm)
+    spec = ModelSpec.of(dm)
     assert spec.image_size == dm.image.size and len(spec.mean or []) == dm.channels
     if name in SERVED:
         dm.setup("fit")

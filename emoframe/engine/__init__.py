@@ -4,8 +4,8 @@
     run = emoframe.fit("recipes/fer2013_small_cnn.yaml", ["trainer.max_epochs=2"])
     emoframe.test(ckpt=run.best, tta="paper", save_probs="probs/a")   # plain and TTA figures, one pass
     emoframe.predict(["photo.jpg"], ckpt=run.best)                     # every face, a CSV
-    emoframe.export(run.best, "onnx")
-    emoframe.ensemble(["probs/a.probs.npz", "b.ckpt"], name="fer")
+    emoframe.export_model(run.best, "onnx")
+    emoframe.fit_ensemble(["probs/a.probs.npz", "b.ckpt"], name="fer")
 
 ``emoframe.cli`` parses arguments and calls these; nothing else lives there.
 """
@@ -18,15 +18,15 @@ from typing import Any
 from emoframe import builder
 from emoframe.builder import Built
 from emoframe.config import load_recipe
-from emoframe.engine.ensembles import ensemble, predict_ensemble_file, test_ensemble_file
+from emoframe.engine.ensembles import fit_ensemble, predict_ensemble_file, test_ensemble_file
 from emoframe.engine.evaluation import EvalResult, predict_split, validate
 from emoframe.engine.evaluation import test as test_recipe
-from emoframe.engine.exporting import export
+from emoframe.engine.exporting import export_model
 from emoframe.engine.extraction import extract
 from emoframe.engine.fitting import FitResult, fit
 from emoframe.engine.inputs import predict_inputs
 from emoframe.engine.recipes import recipe_for
-from emoframe.engine.tools import check_recipe, components, svm, svm_scores, sweep
+from emoframe.engine.tools import check_recipe, list_components, svm, svm_scores, sweep
 from emoframe.ensemble.files import is_ensemble_file
 from emoframe.errors import RecipeError
 from emoframe.models import load_model, load_task
@@ -85,11 +85,11 @@ __all__ = [
     "FitResult",
     "build",
     "check_recipe",
-    "components",
-    "ensemble",
-    "export",
+    "export_model",
     "extract",
     "fit",
+    "fit_ensemble",
+    "list_components",
     "load_model",
     "load_recipe",
     "load_task",

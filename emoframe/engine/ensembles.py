@@ -27,7 +27,7 @@ from emoframe.eval.reports import write_confusion_reports, write_rows
 from emoframe.tta import parse_tta
 
 
-def ensemble(
+def fit_ensemble(
     members: list[str | Path],
     overrides: list[str] | None = None,
     *,

@@ -14,7 +14,7 @@ from emoframe.export.run import ExportResult
 from emoframe.models import task_of
 
 
-def export(
+def export_model(
     ckpt: str | Path,
     format: str = "onnx",
     output: str | Path | None = None,

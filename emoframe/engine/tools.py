@@ -63,16 +63,20 @@ def check_recipe(recipe: Any, overrides: list[str] | None = None) -> dict[str, A
     return cfg
 
 
-def components(kind: str | None = None) -> dict[str, list[tuple[str, str]]]:
-    """Registered components per kind (``backbones``, ``losses``, ...), built-ins and plugins: (name, summary)."""
+def _registries(kind: str | None) -> list[Any]:
     load_builtins()
     load_plugins()
     if kind is None:
-        return {r.plural: list(r.describe()) for r in REGISTRIES.values()}
+        return list(REGISTRIES.values())
     registry = REGISTRIES.get(kind) or next((r for r in REGISTRIES.values() if r.kind == kind), None)
     if registry is None:
         raise RecipeError(f"Unknown kind '{kind}'. Kinds: {', '.join(REGISTRIES)}")
-    return {registry.plural: list(registry.describe())}
+    return [registry]
+
+
+def list_components(kind: str | None = None) -> dict[str, list[str]]:
+    """Registered names per kind (``backbones``, ``losses``, ``temporal``, ...), built-ins and plugins."""
+    return {r.plural: r.names() for r in _registries(kind)}
 
 
 def svm_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -85,10 +89,11 @@ def svm_lines(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def component_lines(found: dict[str, list[tuple[str, str]]]) -> list[str]:
+def component_lines(kind: str | None = None) -> list[str]:
     """What ``emoframe list`` prints: each kind, then its names and summaries."""
     out = []
-    for plural, entries in found.items():
-        out += [f"{plural}:", *(f"  {name:<20} {doc}" for name, doc in entries)]
+    for registry in _registries(kind):
+        entries = list(registry.describe())
+        out += [f"{registry.plural}:", *(f"  {name:<20} {doc}" for name, doc in entries)]
         out += [] if entries else ["  (none registered yet)"]
     return out

@@ -107,17 +107,21 @@ def decode_files(
     out = np.empty((n, size, size), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
+    fatal: list[DataError] = []
 
     def work(start: int) -> int:
         stop = min(start + 256, n)
         for i in range(start, stop):
-            if reasons and on_bad_image == "error":
-                break  # another thread found a fatal bad image: stop early
+            if fatal or (reasons and on_bad_image == "error"):
+                break  # another thread found a fatal bad image or setting: stop early
             try:
                 img = decode_gray(read(names[i]))
             except PictureTooLarge as err:
                 reasons[i] = str(err)
                 continue
+            except DataError as err:  # a bad setting (EMOFRAME_MAX_PIXELS), not a bad image: stop the run
+                fatal.append(err)
+                break
             except _BAD_IMAGE_ERRORS as err:
                 reasons[i] = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
                 continue
@@ -144,8 +148,10 @@ def decode_files(
     ):
         for done in pool.map(work, range(0, n, 256)):
             bar.update(done)
-            if reasons and on_bad_image == "error":
+            if fatal or (reasons and on_bad_image == "error"):
                 break
+    if fatal:
+        raise fatal[0]
     if reasons and on_bad_image == "error":
         i = min(reasons)
         raise DataError(f"Bad image {names[i]} in {where}: {reasons[i]}. Fix or remove it, or set on_bad_image: skip")

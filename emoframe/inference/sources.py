@@ -183,6 +183,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
         return None, "not a decodable image"
     except PictureTooLarge as err:
         return None, f"unreadable ({err})"
+    except DataError:  # a bad setting (EMOFRAME_MAX_PIXELS): one line for the run, not every picture unreadable
+        raise
     except (OSError, ValueError, SyntaxError) as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         return None, f"unreadable ({text})"

@@ -204,7 +204,8 @@ def test_the_builder_gives_dlib_resnet_the_datas_mean_and_std(fer2013_zip: Path,
     the data's normalisation: the same raw faces under two normalisations give the same features; a recipe's own
     input_mean wins, and the data's values travel to load_model and extract through the same builder function."""
     import emoframe
-    from emoframe.builder import DataSpec, backbone_inputs, build_datamodule, build_task
+    from emoframe.builder import backbone_inputs, build_datamodule, build_task
+    from emoframe.spec import ModelSpec
 
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "fer2013_small_cnn.yaml"
     base = [f"data.root={fer2013_zip}", f"run.dir={tmp_path}", "data.subset=16"]
@@ -225,7 +226,7 @@ def test_the_builder_gives_dlib_resnet_the_datas_mean_and_std(fer2013_zip: Path,
     with torch.no_grad():
         a, b = tasks[0].backbone(batches[0]), tasks[1].backbone(batches[1])
         assert torch.allclose(a, b, atol=1e-4) and torch.allclose(a, raw(pixels), atol=1e-4)
-    spec = DataSpec.of(dm)
+    spec = ModelSpec.of(dm)
     assert backbone_inputs(spec, {"name": "dlib_resnet"})["input_mean"] == [0.2]
     assert "input_mean" not in backbone_inputs(spec, {"name": "small_cnn"})
     cfg["model"]["backbone"] = {"name": "dlib_resnet", "stage": 2, "input_mean": 0.0, "input_std": 1.0}

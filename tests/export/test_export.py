@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import emoframe
-from emoframe.builder import DataSpec, build_datamodule, build_task
-from emoframe.checkpoints import DATA_KEY, RECIPE_KEY
+from emoframe.builder import build_datamodule, build_task
+from emoframe.checkpoints import RECIPE_KEY
 from emoframe.cli import main
 from emoframe.errors import DataError, WeightsError
 from emoframe.export import runtime
@@ -25,6 +25,7 @@ from emoframe.export.onnx import onnx_metadata
 from emoframe.export.run import export_task
 from emoframe.features.hog import HogFeatures
 from emoframe.labels import EMOTIONS
+from emoframe.spec import SPEC_KEY, ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
@@ -41,8 +42,8 @@ def sharpen(task: torch.nn.Module, scale: float = 30.0) -> None:
 
 
 def save_checkpoint(task: torch.nn.Module, path: Path, **payload: object) -> Path:
-    """A checkpoint as Lightning writes it for an emoframe task: state_dict, recipe, DataSpec."""
-    torch.save({"state_dict": task.state_dict(), RECIPE_KEY: task.recipe, DATA_KEY: task.data_spec, **payload}, path)
+    """A checkpoint as Lightning writes it for an emoframe task: state_dict, recipe, ModelSpec."""
+    torch.save({"state_dict": task.state_dict(), RECIPE_KEY: task.recipe, SPEC_KEY: task.spec.to_dict(), **payload}, path)
     return path
 
 
@@ -64,7 +65,7 @@ def normalised(faces: np.ndarray) -> torch.Tensor:
 
 
 def tiny_task(model: dict, classes: list[str], loss: str = "ce", feature_dim: int = 0) -> torch.nn.Module:
-    spec = DataSpec(1, len(classes), classes, feature_dim, 48, [0.5], [0.5])
+    spec = ModelSpec(1, len(classes), classes, feature_dim, 48, [0.5], [0.5])
     torch.manual_seed(0)
     task = build_task({"model": model, "loss": {"name": loss}}, spec, for_training=False).eval()
     sharpen(task)
@@ -164,17 +165,17 @@ def test_fusion_model_takes_image_and_features(fer_faces: np.ndarray, tmp_path: 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_metadata_round_trips(fmt: str, tmp_path: Path) -> None:
-    """Recipe, DataSpec, task name, class names, version, thresholds: as stored in the checkpoint."""
+    """Recipe, ModelSpec, task name, class names, version, thresholds: as stored in the checkpoint."""
     model = {"name": "multilabel_classifier", "backbone": TINY, "temporal": "none", "threshold": 0.3}
     task = tiny_task(model, ["neutral", "happy", "surprise"], "weighted_bce")
     task.recipe = {**task.recipe, "data": {"name": "multilabel_video", "videos": "/nowhere"}}
-    task.data_spec = {**task.data_spec, "faces": {"keep": "tracked", "margin": 0.2}}
+    task.spec.faces = {"keep": "tracked", "margin": 0.2}
     ckpt = save_checkpoint(task, tmp_path / "ml.ckpt")
     out = tmp_path / f"ml{FORMATS[fmt]}"
     result = emoframe.export_model(ckpt, fmt, out)
     assert result.inputs.startswith("random inputs (data.multilabel_video not built: ")
     m = emoframe.load_model(out)
-    assert m.task_name == "multilabel_classifier" and m.recipe == task.recipe and m.data == task.data_spec
+    assert m.task_name == "multilabel_classifier" and m.recipe == task.recipe and m.data == task.spec.to_dict()
     assert m.class_names == ["neutral", "happy", "surprise"] and m.emoframe_version == emoframe.__version__
     assert m.preprocessing == emoframe.load_model(ckpt).preprocessing
     assert m.preprocessing["faces"] == {"keep": "tracked", "margin": 0.2}
@@ -287,7 +288,7 @@ def test_cli_export_of_a_cnn_lstm_checks_on_its_own_clips(
         err = capsys.readouterr().err
         assert "on 4 real test items of data.afew; input shapes 4x8x1x48x48, 3x5x1x48x48" in err, err
     model = emoframe.load_model(tmp_path / "clips.onnx")
-    assert model.task_name == "sequence_classifier" and model.data["faces"] == task.data_spec["faces"]
+    assert model.task_name == "sequence_classifier" and model.data["faces"] == task.spec.to_dict()["faces"]
     assert model.recipe["data"]["clip"]["frames"] == 8
 
 

@@ -1,25 +1,25 @@
 """Checkpoints of every task for the inference tests, made from the shipped recipes without training (a small
-backbone, the checkpoint's recipe and DataSpec as `emoframe fit` stores them), and small real inputs."""
+backbone, the checkpoint's recipe and ModelSpec as `emoframe fit` stores them), and small real inputs."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from emoframe.builder import DataSpec, build_task
+from emoframe.builder import build_task
 from emoframe.config import load_recipe
 from emoframe.faces import FacePipeline
 from emoframe.labels import EMOTIONS
+from emoframe.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = "model.backbone={name: small_cnn, widths: [8, 16]}"
 VIDEO_FACES = FacePipeline(size=48, keep="tracked", threshold=-0.5, grayscale=True).settings()
 
-# name -> (recipe, overrides, DataSpec arguments beyond the common ones)
+# name -> (recipe, overrides, ModelSpec arguments beyond the common ones)
 CASES: dict[str, tuple[str, list[str], dict]] = {
     "frame_classifier": ("fer2013_small_cnn.yaml", [], {"faces": None}),
     "fusion_classifier": ("fer2013_fusion.yaml", [], {"faces": None, "feature_dim": 2592 + 136}),
@@ -42,13 +42,13 @@ CASES: dict[str, tuple[str, list[str], dict]] = {
 
 
 def make_checkpoint(task: str, path: Path) -> Path:
-    """An untrained checkpoint of ``task`` as `emoframe fit` would write it (weights, recipe, DataSpec)."""
+    """An untrained checkpoint of ``task`` as `emoframe fit` would write it (weights, recipe, ModelSpec)."""
     recipe_file, overrides, extra = CASES[task]
     env = {"data.root=/nowhere"} if task != "multilabel_classifier" else set()
     cfg = load_recipe(REPO / "recipes" / recipe_file, [*env, SMALL, *overrides])
     extra = dict(extra)
     names = extra.pop("class_names", list(EMOTIONS))
-    spec = DataSpec(
+    spec = ModelSpec(
         channels=1,
         num_classes=len(names),
         class_names=names,
@@ -62,7 +62,7 @@ def make_checkpoint(task: str, path: Path) -> Path:
         spec.feature_std = [1.0] * spec.feature_dim
     torch.manual_seed(0)
     model = build_task(cfg, spec, for_training=False)  # type: ignore[arg-type]
-    payload = {"state_dict": model.state_dict(), "emoframe_recipe": cfg, "emoframe_data": asdict(spec)}
+    payload = {"state_dict": model.state_dict(), "emoframe_recipe": cfg, "emoframe_spec": model.spec.to_dict()}
     torch.save(payload, path)
     return path
 
