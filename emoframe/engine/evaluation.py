@@ -67,6 +67,15 @@ def _prepare(
     return cfg, path, run_dir
 
 
+def _new_folders(run_dir: Path, stage: str) -> list[Path]:
+    """What a failed evaluation must not leave: its stage folder, and the run folders it would create."""
+    return (
+        [*reversed(run_dir.parents[:-1]), run_dir, run_dir / stage]
+        if not run_dir.is_absolute()
+        else [run_dir, run_dir / stage]
+    )
+
+
 def _built(stage: str, cfg: dict[str, Any], ckpt: Path | None, run_dir: Path, views: Any) -> Built:
     built = build(cfg, stage, run_dir=run_dir)
     if ckpt is not None:
@@ -91,7 +100,7 @@ def validate(
     if ckpt is not None and is_ensemble_file(ckpt):
         raise RecipeError("validate: an ensemble file has no single model to validate; use emoframe test --ckpt")
     cfg, path, run_dir = _prepare("validate", recipe, overrides, ckpt, output)
-    with removed_unless_finished([run_dir / "validate"]):
+    with removed_unless_finished(_new_folders(run_dir, "validate")):
         built = _built("validate", cfg, path, run_dir, None)
         results = built.trainer.validate(built.task, datamodule=built.datamodule, ckpt_path=str(path) if path else None)
     return EvalResult(dict(results[0]) if results else {}, built.task.report_dir)
@@ -112,7 +121,7 @@ def test(
     cfg, path, run_dir = _prepare("test", recipe, overrides, ckpt, output)
     views = stage_tta(cfg, "test", tta)
     probs_path = check_output(probabilities_path(save_probs)) if save_probs else None
-    with removed_unless_finished([run_dir / "test", *([probs_path] if probs_path else [])]):
+    with removed_unless_finished([*_new_folders(run_dir, "test"), *([probs_path] if probs_path else [])]):
         built = _built("test", cfg, path, run_dir, views)
         recorder = ProbabilityRecorder() if probs_path else None
         if recorder is not None:
@@ -170,7 +179,7 @@ def predict_split(
     cfg, path, run_dir = _prepare("predict", recipe, overrides, ckpt, output)
     views = stage_tta(cfg, "predict", tta)
     target = Path(output) if output else run_dir / "predict" / "predictions.csv"
-    with removed_unless_finished([run_dir / "predict", target]):
+    with removed_unless_finished([*_new_folders(run_dir, "predict"), target]):
         built = _built("predict", cfg, path, run_dir, views)
         writer = prediction_writer(cfg, built.task, target)
         built.trainer.callbacks.append(writer)

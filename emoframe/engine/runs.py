@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from emoframe.errors import RecipeError
+from emoframe.files.atomic import removed_unless_finished as removed_unless_finished
 from emoframe.launch import RUN_DIR_ENV
 
 
@@ -43,20 +44,6 @@ def remove_unstarted_run(run_dir: Path, fresh: bool, global_zero: bool = True) -
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the recipe's folder too, when this was its first run
             run_dir.parent.rmdir()
-
-
-@contextlib.contextmanager
-def removed_unless_finished(paths: list[Path]) -> Iterator[None]:
-    """Folders and files under ``paths`` that did not exist before are removed if the block fails: a refused or
-    interrupted command leaves nothing behind."""
-    before = {p: p.exists() for p in paths}
-    try:
-        yield
-    except BaseException:
-        for path, existed in before.items():
-            if not existed and path.exists():
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

@@ -98,7 +98,7 @@ def run_ensemble(
     for i, path in enumerate(paths):
         names.append(_member_name(path, i, names))
     members_loaded: list[Any] = [load_member(path, SPLITS, overrides, target) for path in paths]
-    check_same_classes([classes_of(m) for m in members_loaded], names)  # before any member is evaluated
+    check_same_classes([classes_of(m) for m in members_loaded], [str(p) for p in paths])  # before any evaluation
     (output / "members").mkdir(parents=True, exist_ok=True)
     loaded: list[ProbabilityFile] = []
     entries: list[tuple[Path | None, Path | None]] = []  # (checkpoint, probabilities file)

@@ -8,6 +8,7 @@ temporary file and wrong for a user's report or probability file, so the umask's
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,4 +36,18 @@ def atomic_write(path: str | Path, mode: str = "w", **open_kwargs: Any) -> Itera
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def removed_unless_finished(paths: list[Path] | tuple[Path, ...]) -> Iterator[None]:
+    """Folders and files under ``paths`` that did not exist before are removed if the block fails: a refused or
+    interrupted command leaves nothing behind."""
+    before = {p: p.exists() for p in paths}
+    try:
+        yield
+    except BaseException:
+        for path, existed in before.items():
+            if not existed and path.exists():
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         raise

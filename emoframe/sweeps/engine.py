@@ -37,6 +37,7 @@ from typing import Any
 
 from emoframe.callbacks.sweep import ENV, make_pruner, open_storage
 from emoframe.errors import RecipeError
+from emoframe.files.atomic import removed_unless_finished
 from emoframe.files.processes import die_with_parent
 from emoframe.sweeps.check import check_recipe
 from emoframe.sweeps.command import check_command, trial_command
@@ -462,10 +463,11 @@ def run_worker(
 
     check_local(sweep)
     check_recipe(sweep)  # before anything is written: a key the recipe lacks is one line, not failed trials
-    folder.mkdir(parents=True, exist_ok=True)
     url = storage_url or default_storage(folder)
-    storage = connect(url)
-    study = open_study(sweep, storage, join)
+    with removed_unless_finished([folder]):  # a refused join or an unreachable storage leaves no sweep folder
+        folder.mkdir(parents=True, exist_ok=True)
+        storage = connect(url)
+        study = open_study(sweep, storage, join)
     print(f"Sweep {sweep.name}: {sweep.method}, storage {shown(url)}, runs in {folder}/trials", file=sys.stderr)
     resumed = recover(study)
     if resumed:

@@ -19,12 +19,13 @@ import torch
 from emoframe.backbones.small_cnn import SmallCNN
 from emoframe.cli import main
 from emoframe.clipsvm import extract as extract_module
+from emoframe.clipsvm.extract import tta_features
 from emoframe.clipsvm.feature_files import load_features, write_features
 from emoframe.clipsvm.svm import SVMEnsemble, load_model
-from emoframe.clipsvm.tta import PAPER_TTA, TTATransform, tta_features, tta_views
 from emoframe.data.fer2013 import Fer2013DataModule
 from emoframe.errors import DataError
 from emoframe.labels import EMOTIONS
+from emoframe.tta import PAPER_TTA, TTATransform, tta_views
 
 REPO = Path(__file__).resolve().parents[2]
 FER_RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
@@ -312,6 +313,13 @@ def test_svm_fits_beats_majority_and_predicts(
     test = load_features(afew_features["tta6"] / "test.npz")
     assert [r["clip"] for r in rows] == list(test.names) and len(rows) == 9
     assert [r["target"] for r in rows] == [EMOTIONS[k] for k in test.labels]
+    # the same from Python: emoframe.svm / emoframe.svm_scores take the CLI's options
+    import emoframe
+
+    run_dir, fitted_rows = emoframe.svm(SVM_RECIPE, [*sets[:2], f"run.dir={tmp_path / 'py'}"])
+    assert {r["model"].split(" ")[0] for r in fitted_rows} == set(report)
+    path, accuracy = emoframe.svm_scores(SVM_RECIPE, [*sets[:2], f"run.dir={tmp_path / 'py'}"], split="test")
+    assert path == run_dir / "predict" / "test_scores.csv" and path.read_text() == scores.read_text()
     columns = [f"score_{EMOTIONS[c]}" for c in model.classes_]
     for r in rows:
         assert r["pred"] == columns[int(np.argmax([float(r[c]) for c in columns]))].removeprefix("score_")

@@ -155,3 +155,10 @@ def test_checkpoints_and_exports_of_the_previous_layout_still_load() -> None:
         assert model.spec.kind == expected[name]["kind"] and model.spec.activation == expected[name]["activation"]
         assert model.class_names == expected[name]["class_names"]
         assert model.preprocessing == expected[name]["preprocessing"]
+
+
+def test_sweep_from_python_joins_only_a_sweep_that_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    with pytest.raises(emoframe.RecipeError, match="--join: no sweep named"):
+        emoframe.sweep(REPO / "sweeps" / "fer2013_small_cnn.yaml", join=True, folder=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()  # a refused join leaves no storage behind
