@@ -19,12 +19,11 @@ from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar
 
 import annotated_types
-import typing_extensions
 
 from emoframe.errors import RecipeError
 
 T = TypeVar("T")
-UNPACK = {typing_extensions.Unpack, getattr(typing, "Unpack", typing_extensions.Unpack)}  # 3.11+ has its own
+UNPACK = {typing.Unpack}
 
 PLUGIN_GROUP = "emoframe.plugins"
 BUILTINS = "emoframe.components"
@@ -198,9 +197,9 @@ def unpacked_keywords(target: Callable[..., Any]) -> dict[str, Any] | None:
         param = inspect.signature(target).parameters.get(key)
         if param is None or param.kind is not param.VAR_KEYWORD:
             continue
-        args = typing_extensions.get_args(hint)
-        if typing_extensions.get_origin(hint) in UNPACK and args and typing_extensions.is_typeddict(args[0]):
-            return typing_extensions.get_type_hints(args[0], include_extras=True)
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) in UNPACK and args and typing.is_typeddict(args[0]):
+            return typing.get_type_hints(args[0], include_extras=True)
     return None
 
 

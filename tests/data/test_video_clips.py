@@ -21,7 +21,7 @@ from emoframe.builder import build
 from emoframe.cli import main
 from emoframe.config import load_recipe, save_recipe
 from emoframe.data.afew import AfewDataModule, VideoFolderDataModule
-from emoframe.data.clips import FrameShuffle, sample_frames
+from emoframe.data.video.clips import FrameShuffle, sample_frames
 from emoframe.errors import DataError
 from emoframe.files.video import iter_frames
 from emoframe.heads import LinearHead
