@@ -179,3 +179,233 @@ def test_read_only_outputs_of_predict_and_test(
     assert f"cannot write {path}" in line and "Read-only" in line, line
     line = one_error_line(capsys, "test", "--ckpt", str(run / "checkpoints" / "best.ckpt"), *common)
     assert f"cannot write {run}" in line and "Read-only" in line, line
+
+
+# -- issue 30: each class of failure fixed at its source, with cases of our own -------------------------------------
+FER_RECIPE = str(RECIPES / "fer2013_small_cnn.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [  # an override's ${...} resolves against the whole recipe: a missing key is one line, never omegaconf's traceback
+        ("optimizer.lr=${optimizer.nope}", "Cannot resolve optimizer.lr: Interpolation key 'optimizer.nope' not found"),
+        ("model.backbone.drop_rate=${nope.x}", "Cannot resolve model.backbone.drop_rate: Interpolation key 'nope.x'"),
+        ("optimizer.momentum=${oc.env:EMOFRAME_NO_SUCH_VARIABLE}", "Cannot resolve optimizer.momentum"),
+        (
+            "optimizer.momentum=${optimizer.weight_decay}x${",
+            "Override 'optimizer.momentum=${optimizer.weight_decay}x${'",
+        ),
+        ("model.backbone.drop_rate=${trainer.max_epochs}", "Out of range model.backbone.drop_rate: expected >= 0"),
+    ],
+)
+def test_an_override_interpolating_a_recipe_key(
+    override: str, message: str, fer2013_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = one_error_line(capsys, "config", FER_RECIPE, f"data.root={fer2013_zip}", override)
+    assert message in line, line
+
+
+def test_an_override_interpolating_an_existing_key_works(fer2013_zip: Path, capsys) -> None:
+    assert main(["config", FER_RECIPE, f"data.root={fer2013_zip}", "optimizer.lr=${optimizer.momentum}"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.9" in out, out[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("split", "code", "message"),
+    [  # data.split has two forms: an override in one replaces the recipe's other, so no key the user never wrote
+        ("{train: ['001'], val: ['001'], test: ['001']}", 0, ""),
+        ("{train: 1}", 2, "data.split.train: expected a list of clip ids, got 1"),
+        ("{val: [1, 2], test: 3}", 2, "data.split.test: expected a list of clip ids, got 3"),
+        ("{train: ['001'], seed: 1}", 2, "not both (got ratios, seed, train)"),
+    ],
+)
+def test_an_afew_va_split_override_of_the_other_form(
+    split: str, code: int, message: str, afew_va_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["config", str(RECIPES / "afew_va_ccc.yaml"), f"data.root={afew_va_clip.parent}", f"data.split={split}"]
+    if code == 2:
+        assert message in one_error_line(capsys, *args)
+    else:
+        assert main(args) == 0
+
+
+@pytest.fixture(scope="module")
+def bad_files(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.fixtures.bad_inputs import bomb_png, sound_only_mp4, truncated_mp4
+
+    folder = tmp_path_factory.mktemp("bad_inputs")
+    video = data_dir / "videos" / "angry.mp4"
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    return {
+        "bomb.png": bomb_png(folder / "bomb.png"),
+        "truncated.mp4": truncated_mp4(video, folder / "truncated.mp4"),
+        "sound_only.mp4": sound_only_mp4(video, folder / "sound_only.mp4"),
+        "empty.mp4": empty,
+    }
+
+
+@pytest.mark.parametrize("bad", ["bomb.png", "truncated.mp4", "sound_only.mp4", "empty.mp4"])
+def test_predict_gives_every_unreadable_input_a_row(
+    bad: str, bad_files: dict[str, Path], tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A counted skip: exit 0, the one summary line names it, and its row says status=unreadable with the reason."""
+    import csv
+
+    out = tmp_path / "rows.csv"
+    assert main(["predict", "--no-progress", "--ckpt", str(tiny_run), str(bad_files[bad]), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"skipped 1 unreadable (first: {bad_files[bad]}" in err, err[-2000:]
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["status"] == "unreadable" and row["error"] and row["source"] == str(bad_files[bad])
+
+
+def test_the_picture_size_limit_is_one_setting(
+    bad_files: dict[str, Path], tiny_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picture = tmp_path / "face.png"
+    torch.manual_seed(0)
+    from PIL import Image
+
+    Image.new("L", (100, 100), 128).save(picture)
+    args = ["predict", "--no-progress", "--ckpt", str(tiny_run), str(picture), "--output", str(tmp_path / "a.csv")]
+    monkeypatch.setenv("EMOFRAME_MAX_PIXELS", "9999")
+    assert main(args) == 0
+    assert "too large (10000 pixels, more than 9999; raise EMOFRAME_MAX_PIXELS" in capsys.readouterr().err
+    monkeypatch.setenv("EMOFRAME_MAX_PIXELS", "lots")
+    line = one_error_line(capsys, *args[:-1], str(tmp_path / "b.csv"))
+    assert "EMOFRAME_MAX_PIXELS='lots': expected a whole number of pixels >= 1" in line
+
+
+def image_folder_args(root: Path, tmp_path: Path) -> list[str]:
+    """`emoframe fit` of one tiny epoch on an image_folder tree (the data section replaced by name:)."""
+    data = f"data={{name: image_folder, root: '{root}', cache_dir: '{tmp_path / 'cache'}', on_bad_image: error}}"
+    args = [FER_RECIPE, data, "data.loader.num_workers=0", "data.augment=null", f"run.dir={tmp_path / 'runs'}"]
+    args += ["model.backbone.widths=[8]", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+    return [*args, "loggers.wandb=null"]
+
+
+def picture_tree(root: Path, sides: dict[str, int]) -> Path:
+    from PIL import Image
+
+    for split in ("train", "val", "test"):
+        for i, (cls, side) in enumerate(sides.items()):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for j in range(2):
+                Image.new("L", (side, side), 60 + 20 * i + j).save(root / split / cls / f"{j}.png")
+    return root
+
+
+def test_image_folder_reports_empty_folders_tiny_pictures_and_bombs(
+    bad_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = picture_tree(tmp_path / "faces", {"happy": 48, "sad": 1})
+    (root / "train" / "fear").mkdir()
+    (root / "val" / "angry" / "empty_sub").mkdir(parents=True)
+    assert main(["fit", *image_folder_args(root, tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"1 of 3 class folders in {root / 'train'} hold no images: fear" in err, err[-3000:]
+    assert f"1 of 3 class folders in {root / 'val'} hold no images: angry" in err
+    assert f"Upscaled 2 of 4 images in {root / 'train'} more than 2x to 48x48" in err
+    shutil.copy(bad_files["bomb.png"], root / "train" / "happy" / "bomb.png")
+    line = one_error_line(capsys, "fit", *image_folder_args(root, tmp_path))
+    assert f"Bad image happy/bomb.png in {root / 'train'}: too large (400000000 pixels" in line, line
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [  # every swept key against the recipe before the first trial, as `emoframe config` checks it
+        ({"optimizer.lrr": {"values": [0.01, 0.1]}}, "Unknown key optimizer.lrr for sgd. Did you mean 'lr'?"),
+        (
+            {"loss.label_smoothing": {"values": [0.0, 1.5]}},
+            "high end of their ranges: loss.label_smoothing must be in [0, 1), got 1.5",
+        ),
+        ({"data.augment.0.p": {"min": -0.5, "max": 0.5}}, "low end of their ranges: data.augment[0]: bad arguments"),
+        ({"model.backbone": {"value": {"name": "small_cnnn"}}}, "small_cnnn"),
+    ],
+)
+def test_a_sweep_parameter_the_recipe_refuses(
+    parameters: dict, message: str, fer2013_zip: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    sweep = tmp_path / "s.yaml"
+    params = {"data.root": {"value": str(fer2013_zip)}, **parameters}
+    command = ["${env}", "${interpreter}", "-m", "emoframe", "fit", "${program}", "${args_no_hyphens}"]
+    config = {"name": "s", "program": "recipes/fer2013_small_cnn.yaml", "command": command, "method": "random"}
+    config |= {"metric": {"name": "val/acc", "goal": "maximize"}, "run_cap": 2, "parameters": params}
+    sweep.write_text(yaml.safe_dump(config))
+    line = one_error_line(capsys, "sweep", str(sweep), "--local", "--dir", str(tmp_path / "out"))
+    assert message in line and str(sweep) in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [  # the driver SQLAlchemy wants (psycopg 3) is not the one installed (psycopg2): the installed one is used
+        ("postgresql://u:secret@127.0.0.1:1/db", "--storage postgresql://u:***@127.0.0.1:1/db: connection to server"),
+        ("postgres://u:secret@127.0.0.1:1/db", "--storage postgres://u:***@127.0.0.1:1/db: connection to server"),
+        ("mysql://u@127.0.0.1:1/db", "no mysql driver is installed: pip install mysqlclient or PyMySQL"),
+    ],
+)
+def test_a_storage_url_without_a_driver(
+    url: str, message: str, fer2013_zip: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("psycopg2")
+    import importlib.util
+
+    if url.startswith("mysql") and (importlib.util.find_spec("MySQLdb") or importlib.util.find_spec("pymysql")):
+        pytest.skip("a MySQL driver is installed here")
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("FER2013_ROOT", str(fer2013_zip))
+    sweep = REPO / "sweeps" / "fer2013_small_cnn.yaml"
+    line = one_error_line(capsys, "sweep", str(sweep), "--storage", url, "--dir", str(tmp_path / "out"))
+    assert message in line and "Failed to import" not in line, line
+
+
+def probability_files(folder: Path, classes: dict[str, list[str]]) -> list[Path]:
+    """One probability file per entry (the same 30 validation/test examples), classes in the given order."""
+    import numpy as np
+
+    from emoframe.eval.probabilities import ProbabilityFile, SplitProbabilities, save_probabilities
+
+    rng = np.random.default_rng(0)
+    names7 = sorted({c for names in classes.values() for c in names})
+    labels = {s: rng.choice(names7, 30) for s in ("val", "test")}
+    paths = []
+    for stem, names in classes.items():
+        splits = {
+            s: SplitProbabilities(
+                rng.dirichlet(np.ones(len(names)), 30).astype(np.float32),
+                np.asarray([names.index(c) if c in names else 0 for c in labels[s]]),
+            )
+            for s in labels
+        }
+        data = ProbabilityFile(splits, names, {"checkpoint": None, "tta": None})
+        paths.append(save_probabilities(folder / f"{stem}.probs.npz", data))
+    return paths
+
+
+SEVEN = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [  # the class sets are compared before any member is evaluated; another order is aligned by name
+        (SEVEN[:6], "b.probs.npz predicts 6 classes"),
+        ([*SEVEN[:6], "contempt"], "(not in both: contempt, neutral): ensemble members must predict the same classes"),
+        ([*SEVEN[:6], "happy"], "b.probs.npz predicts 7 classes"),
+        (list(reversed(SEVEN)), ""),
+    ],
+)
+def test_ensemble_members_with_other_classes(second: list[str], message: str, tmp_path: Path, capsys) -> None:
+    a, b = probability_files(tmp_path, {"a": SEVEN, "b": second})
+    args = ["ensemble", str(a), str(b), "--output", str(tmp_path / "ens")]
+    if message:
+        line = one_error_line(capsys, *args)
+        assert message in line and "a.probs.npz" in line and "7 classes" in line, line
+        assert not (tmp_path / "ens").exists()
+    else:
+        assert main(args) == 0

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emoframe.errors import DataError, RecipeError
+from emoframe.files.pictures import max_pixels
 from emoframe.files.processes import die_with_parent
 from emoframe.inference.faces import Face, FaceCropper, FaceMode, Tracker, face_cropper
 from emoframe.inference.outputs import (
@@ -360,6 +361,7 @@ class Assembler:
 def predict(spec: Runner, inputs: Sequence[Any], options: Options) -> Summary:
     """Run the model on every input (``emoframe predict --ckpt X INPUT...`` and ``Model.predict``)."""
     sampling = Sampling(options.every, options.fps)
+    max_pixels()  # a bad EMOFRAME_MAX_PIXELS is one line for the run, not a skip of every picture
     if options.batch_size < 1 or options.chunk < 1:
         raise DataError("--batch-size: expected an integer >= 1")
     sources = expand_inputs(inputs)
