@@ -42,8 +42,10 @@ def upgrade_spec(stored: dict[str, Any] | None, legacy: dict[str, Any] | None, r
         return ModelSpec.from_dict(stored)
     model = dict(recipe.get("model") or {})
     target, _ = TASKS.resolve({k: v for k, v in model.items() if k not in builder.TASK_INJECTED}, "model")
-    data = ModelSpec.from_dict(dict(stored or legacy)) if (stored or legacy) else ModelSpec.of(
-        builder.build_datamodule(recipe)
+    data = (
+        ModelSpec.from_dict(dict(stored or legacy))
+        if (stored or legacy)
+        else ModelSpec.of(builder.build_datamodule(recipe))
     )
     temporal = builder.temporal_spec(target, model.get("temporal"))
     spec = ModelSpec.of(data, target, str(model.get("name") or target.__name__), temporal)
@@ -117,9 +119,7 @@ def _exported_model(path: Path) -> Model:
     recipe, _ = builder.upgrade_recipe(dict(exported.recipe))
     spec = upgrade_spec(dict(exported.data), None, recipe)
     extras = getattr(exported, "extras", None) or {}
-    runner = runner_of(
-        spec, exported, torch.device("cpu"), extras.get("thresholds"), recipe, str(path)
-    )
+    runner = runner_of(spec, exported, torch.device("cpu"), extras.get("thresholds"), recipe, str(path))
     stored = (extras.get("postprocess") or {}).get("targets") or {}
     runner.postprocessors = {n: PostProcessor.from_dict(d) for n, d in stored.items()} or None
     return Model(exported, runner, spec.preprocessing)

@@ -36,6 +36,12 @@ def sgd(
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
+def _betas(betas: list[float]) -> tuple[float, float]:
+    """A recipe's ``[b1, b2]`` list as the tuple torch takes."""
+    b1, b2 = betas
+    return float(b1), float(b2)
+
+
 @OPTIMIZERS.register("adam")
 def adam(
     params: Params,
@@ -44,7 +50,7 @@ def adam(
     weight_decay: NonNegative = 0.0,
 ) -> Optimizer:
     """Adam (Kumari's frozen-backbone stage, Tzirakis' CCC fine-tuning)."""
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)  # type: ignore[arg-type]
+    return torch.optim.Adam(params, lr=lr, betas=_betas(betas), weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("adamw")
@@ -55,7 +61,7 @@ def adamw(
     weight_decay: NonNegative = 0.01,
 ) -> Optimizer:
     """AdamW: Adam with decoupled weight decay."""
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)  # type: ignore[arg-type]
+    return torch.optim.AdamW(params, lr=lr, betas=_betas(betas), weight_decay=weight_decay)
 
 
 @SCHEDULERS.register("poly")

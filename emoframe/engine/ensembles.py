@@ -15,7 +15,7 @@ import torch
 
 from emoframe.callbacks.writers import ClassProbabilities
 from emoframe.devices import resolve_device
-from emoframe.engine.evaluation import EvalResult
+from emoframe.engine.results import EvalResult
 from emoframe.engine.runs import check_output, removed_unless_finished
 from emoframe.ensemble.files import read_ensemble
 from emoframe.ensemble.members import ensemble_probabilities
@@ -50,13 +50,6 @@ def fit_ensemble(
         )
 
 
-def _refuse_single_model_options(recipe: Any, tta: Any, save_probs: Any) -> None:
-    if recipe:
-        raise RecipeError(f"{recipe}: an ensemble's members bring their own recipes; give key=value overrides only")
-    if tta or save_probs:
-        raise RecipeError("--tta/--save-probs: an ensemble file records its own TTA views (emoframe ensemble --tta)")
-
-
 def predict_outputs(probs: SplitProbabilities) -> list[dict[str, torch.Tensor]]:
     """Probabilities as the one-batch ``predict_step`` outputs a class-probability writer takes."""
     p = torch.from_numpy(np.asarray(probs.probs, dtype=np.float32))
@@ -66,7 +59,8 @@ def predict_outputs(probs: SplitProbabilities) -> list[dict[str, torch.Tensor]]:
     return [out]
 
 
-def test_ensemble_file(
+def ensemble_file(
+    stage: str,
     path: str | Path,
     overrides: list[str] | None = None,
     output: str | Path | None = None,
@@ -75,42 +69,35 @@ def test_ensemble_file(
     tta: Any = None,
     save_probs: Any = None,
 ) -> EvalResult:
-    """The ensemble and each member on the test split: ``test_ensemble.csv`` and the ensemble's confusion matrix."""
-    _refuse_single_model_options(recipe, tta, save_probs)
-    report_dir = (check_output(output, folder=True) or Path(path).parent) / "test"
+    """``test``/``predict --ckpt x.ensemble.yaml``: the ensemble on the test/predict split of its members' data.
+
+    ``test`` writes ``test_ensemble.csv`` (each member and the ensemble) and the ensemble's confusion matrix;
+    ``predict`` the probabilities, through the class-probability writer."""
+    if recipe:
+        raise RecipeError(f"{recipe}: an ensemble's members bring their own recipes; give key=value overrides only")
+    if tta or save_probs:
+        raise RecipeError("--tta/--save-probs: an ensemble file records its own TTA views (emoframe ensemble --tta)")
+    split = "test" if stage == "test" else "predict"
+    where = check_output(output, folder=split == "test") or Path(path).parent / split
     spec = read_ensemble(path)
-    found, members = ensemble_probabilities(spec, ["test"], list(overrides or []), resolve_device(device))
-    test = found["test"]
-    rows = []
-    for ckpt, weight, probs in members:
-        rows.append(
-            {"model": str(ckpt), "weight": weight, **score(probs.splits["test"].probs, probs.splits["test"].labels)}
+    found, members = ensemble_probabilities(spec, [split], list(overrides or []), resolve_device(device))
+    if split == "predict":
+        target = where if output else where / "predictions.csv"
+        ClassProbabilities(str(target)).write(
+            predict_outputs(found["predict"]), SimpleNamespace(class_names=list(spec.class_names)), None
         )
-    result = score(test.probs.astype(np.float32), test.labels)
-    rows.append({"model": "ensemble", "weight": None, **result})
+        return EvalResult(predictions=target)
+    report_dir = where / "test" if output else where
+    rows = [
+        {"model": str(c), "weight": w, **score(p.splits["test"].probs, p.splits["test"].labels)} for c, w, p in members
+    ]
+    result = score(found["test"].probs.astype(np.float32), found["test"].labels)
     with removed_unless_finished([report_dir]):
         report_dir.mkdir(parents=True, exist_ok=True)
-        write_rows(rows, report_dir / "test_ensemble.csv")
-        write_confusion_reports(confusion(test.probs, test.labels), list(spec.class_names), report_dir, prefix="test")
+        write_rows([*rows, {"model": "ensemble", "weight": None, **result}], report_dir / "test_ensemble.csv")
+        cm = confusion(found["test"].probs, found["test"].labels)
+        write_confusion_reports(cm, list(spec.class_names), report_dir, prefix="test")
     return EvalResult({f"test/{k}": v for k, v in result.items()}, report_dir)
-
-
-def predict_ensemble_file(
-    path: str | Path,
-    overrides: list[str] | None = None,
-    output: str | Path | None = None,
-    device: str = "auto",
-    recipe: Any = None,
-    tta: Any = None,
-) -> EvalResult:
-    """The ensemble's probabilities on the predict split of its members' data, through the probability writer."""
-    _refuse_single_model_options(recipe, tta, None)
-    target = check_output(output) or Path(path).parent / "predict" / "predictions.csv"
-    spec = read_ensemble(path)
-    found, _ = ensemble_probabilities(spec, ["predict"], list(overrides or []), resolve_device(device))
-    writer = ClassProbabilities(str(target))
-    writer.write(predict_outputs(found["predict"]), SimpleNamespace(class_names=list(spec.class_names)), None)
-    return EvalResult(predictions=target)
 
 
 def ensemble_lines(result: EnsembleResult) -> list[str]:

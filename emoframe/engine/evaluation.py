@@ -9,14 +9,16 @@ test) into a probability file for ``emoframe ensemble``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emoframe.builder import Built, build, stage_tta
 from emoframe.callbacks.writers import PredictionWriter, ProbabilityRecorder
 from emoframe.checkpoints import check_fits, read_checkpoint, run_dir_of_checkpoint
+from emoframe.engine.ensembles import ensemble_file
+from emoframe.engine.inputs import predict_inputs
 from emoframe.engine.recipes import recipe_for, resolve_checkpoint
+from emoframe.engine.results import EvalResult
 from emoframe.engine.runs import check_output, removed_unless_finished
 from emoframe.ensemble.files import is_ensemble_file
 from emoframe.errors import RecipeError
@@ -26,29 +28,6 @@ from emoframe.registry import CALLBACKS
 from emoframe.tta import TTATransform, describe_views
 
 EVAL_RUNS = Path("runs/eval")
-
-
-@dataclass
-class EvalResult:
-    """Figures of a ``validate``/``test`` (``test/acc``, and ``test_tta/acc`` with TTA) and where reports went."""
-
-    metrics: dict[str, float] = field(default_factory=dict)
-    report_dir: Path | None = None
-    probabilities: Path | None = None
-    predictions: Path | None = None
-
-    def lines(self) -> list[str]:
-        """What ``emoframe test``/``validate``/``predict`` print: where the files went, then each figure."""
-        out = [f"Predictions: {self.predictions}"] if self.predictions else []
-        out += [f"Reports: {self.report_dir}"] if self.report_dir and self.metrics else []
-        out += [f"{key}\t{value:.4f}" for key, value in sorted(self.metrics.items())]
-        if (
-            self.report_dir is not None
-            and (self.report_dir / "test_tta.csv").is_file()
-            and "test_tta/acc" in self.metrics
-        ):
-            out.append(f"TTA report: {self.report_dir / 'test_tta.csv'}")
-        return out + ([f"Probabilities: {self.probabilities}"] if self.probabilities else [])
 
 
 def _prepare(
@@ -114,10 +93,14 @@ def test(
     tta: Any = None,
     save_probs: str | Path | None = None,
     output: str | Path | None = None,
+    device: str = "auto",
 ) -> EvalResult:
     """The test split's figures and reports; with ``tta`` (views: ``paper``, ``ten_crop``, 1-18, a list, or the
     recipe's ``test.tta``) the same pass scores it with TTA too (``test_tta/*``, ``test_tta.csv``).
-    ``save_probs``: the validation and test probabilities (with the views) in ``<save_probs>.probs.npz``."""
+    ``save_probs``: the validation and test probabilities (with the views) in ``<save_probs>.probs.npz``.
+    An ensemble file as ``ckpt`` is tested as one model (each member on its own data)."""
+    if ckpt is not None and is_ensemble_file(ckpt):
+        return ensemble_file("test", ckpt, overrides, output, device, recipe, tta, save_probs)
     cfg, path, run_dir = _prepare("test", recipe, overrides, ckpt, output)
     views = stage_tta(cfg, "test", tta)
     probs_path = check_output(probabilities_path(save_probs)) if save_probs else None
@@ -167,15 +150,31 @@ def prediction_writer(cfg: dict[str, Any], task: Any, path: Path) -> PredictionW
     return writer
 
 
-def predict_split(
+def predict(
+    inputs: list[Any] | None = None,
     recipe: Any = None,
     overrides: list[str] | None = None,
     *,
     ckpt: str | Path | None = None,
     tta: Any = None,
     output: str | Path | None = None,
-) -> EvalResult:
-    """The datamodule's predict split (its test split, or ``data.predict_videos``) through the task's writer."""
+    device: str = "auto",
+    **options: Any,
+) -> Any:
+    """``inputs`` (pictures, folders, globs, videos, cameras, URLs) through the model of ``ckpt``: the run's
+    ``Summary`` (``options``: ``emoframe.inference.Options``'). Without inputs, the datamodule's predict split
+    (its test split, or ``data.predict_videos``) through the task's writer, or an ensemble file's: an
+    ``EvalResult``."""
+    if inputs:
+        if recipe or overrides:
+            drop = recipe or (overrides or [""])[0]
+            raise RecipeError(
+                f"predict INPUT...: the model's recipe comes from --ckpt; drop {drop!r} (recipes and overrides "
+                "are for predicting a datamodule's split)"
+            )
+        return predict_inputs(list(inputs), ckpt=ckpt, tta=tta, output=output, device=device, **options)  # type: ignore[arg-type]
+    if ckpt is not None and is_ensemble_file(ckpt):
+        return ensemble_file("predict", ckpt, overrides, output, device, recipe, tta)
     cfg, path, run_dir = _prepare("predict", recipe, overrides, ckpt, output)
     views = stage_tta(cfg, "predict", tta)
     target = Path(output) if output else run_dir / "predict" / "predictions.csv"

@@ -14,9 +14,7 @@ from emoframe.engine.recipes import NAMED_CHECKPOINTS, is_recipe_file
 from emoframe.engine.runs import check_output
 from emoframe.errors import RecipeError
 from emoframe.inference.run import Options, Summary, check_options
-from emoframe.inference.spec import Runner
 from emoframe.models import load_model
-from emoframe.tta import TTA, parse_tta
 
 OVERRIDE = re.compile(r"^[~+]?[A-Za-z_][\w.\-\[\]]*=")
 INPUT_OPTIONS = ("faces", "every", "fps", "detect_every", "batch_size", "decode_side", "render", "timeline")
@@ -30,16 +28,6 @@ def split_inputs(args: list[str]) -> tuple[list[str], list[str]]:
     for a in args:
         (rest if is_recipe_file(a) or OVERRIDE.match(a) else inputs).append(a)
     return inputs, rest
-
-
-def with_tta(runner: Runner, views: Any, where: Path | str) -> None:
-    """``tta``: the frame model's class probabilities averaged over ``views`` (``emoframe.tta.TTA``)."""
-    if runner.kind not in ("frame", "fusion") or runner.activation != "softmax":
-        raise RecipeError(
-            f"--tta: {where} is a {runner.task_name} model; TTA averages frame classifiers' probabilities"
-        )
-    runner.forward = TTA(runner.forward, parse_tta(views, "--tta"), outputs="logits")  # type: ignore[arg-type]
-    runner.activation = "probs"
 
 
 def default_output(ckpt: Path) -> Path:
@@ -71,7 +59,4 @@ def predict_inputs(
         options["decode_side"] = options["decode_side"] or None  # 0: decode at full size
     chosen = Options(output=out, render=check_output(render, "--render"), **options)
     check_options(chosen)
-    model = load_model(ckpt, resolve_device(device))
-    if tta is not None:
-        with_tta(model.spec, tta, ckpt)
-    return model.run(inputs, chosen)
+    return load_model(ckpt, resolve_device(device)).run(inputs, chosen, tta)

@@ -16,7 +16,7 @@ import numpy as np
 
 from emoframe.errors import DataError
 from emoframe.faces.pipeline import FacePipeline
-from emoframe.faces.tracks import STATUSES, TRACK_VERSION, FaceTrack, FaceTrackCache
+from emoframe.faces.tracks import TRACK_VERSION, FaceTrack, FaceTrackCache, collect_track
 from emoframe.files.cache import folder_fingerprint
 from emoframe.files.decode import is_image_name
 from emoframe.files.pictures import PictureTooLarge, header_check, too_large
@@ -53,21 +53,7 @@ def extract_folder_track(folder: str, pipeline: FacePipeline) -> FaceTrack:
     """Run the pipeline over a folder's frames in name order; ``fps`` is 0 (a folder has no frame rate)."""
     t0 = time.perf_counter()
     files = frame_files(folder)
-    n = len(files)
-    shape = (pipeline.size, pipeline.size) if pipeline.grayscale else (pipeline.size, pipeline.size, 3)
-    crops = np.zeros((n, *shape), np.uint8)
-    status = np.zeros(n, np.uint8)
-    boxes = np.full((n, 4), np.nan, np.float32)
-    landmarks = np.full((n, 68, 2), np.nan, np.float32)
-    for i, result in enumerate(pipeline.process_frames(read_rgb(f) for f in files)):
-        status[i] = STATUSES.index(result.status)
-        if result.crop is not None:
-            crops[i] = result.crop
-        if result.box is not None:
-            boxes[i] = result.box
-        if result.landmarks is not None:
-            landmarks[i] = result.landmarks
-    return FaceTrack(crops, status, boxes, landmarks, 0.0, time.perf_counter() - t0)
+    return collect_track(pipeline, (read_rgb(f) for f in files), len(files), 0.0, t0)
 
 
 class FolderTrackCache(FaceTrackCache):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,12 +74,17 @@ def extract_track(video: str | Path, pipeline: FacePipeline, batch: int = 32) ->
     fps = float(reader.get_avg_fps())
     n = len(reader)
     del reader
+    frames = (frame for _, frame in iter_frames(video, batch=batch))
+    return collect_track(pipeline, frames, n, fps, t0)
+
+
+def collect_track(pipeline: FacePipeline, frames: Iterable[np.ndarray], n: int, fps: float, t0: float) -> FaceTrack:
+    """The pipeline over ``n`` frames, one result each, gathered into a ``FaceTrack`` (timed from ``t0``)."""
     shape = (pipeline.size, pipeline.size) if pipeline.grayscale else (pipeline.size, pipeline.size, 3)
     crops = np.zeros((n, *shape), np.uint8)
     status = np.zeros(n, np.uint8)
     boxes = np.full((n, 4), np.nan, np.float32)
     landmarks = np.full((n, 68, 2), np.nan, np.float32)
-    frames = (frame for _, frame in iter_frames(video, batch=batch))
     for i, result in enumerate(pipeline.process_frames(frames)):
         status[i] = STATUSES.index(result.status)
         if result.crop is not None:

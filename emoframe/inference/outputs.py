@@ -79,14 +79,21 @@ class MemorySink(RowSink):
         return pd.DataFrame(self.rows, columns=self.columns)
 
 
-class CsvSink(RowSink):
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
-        import csv
+class FileSink(RowSink):
+    """A sink writing ``path`` under a partial name, moved into place on ``close``: never a half-written table."""
 
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
         super().__init__(columns)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = partial_name(path)
+
+
+class CsvSink(FileSink):
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        import csv
+
+        super().__init__(path, columns)
         self.file = self.tmp.open("w", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=self.columns, extrasaction="ignore")
         self.writer.writeheader()
@@ -104,16 +111,13 @@ class CsvSink(RowSink):
         return [self.path]
 
 
-class ParquetSink(RowSink):
+class ParquetSink(FileSink):
     """One Parquet row group per chunk (pyarrow), the footer written on ``close``."""
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         import pyarrow as pa
 
-        super().__init__(columns)
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = partial_name(path)
+        super().__init__(path, columns)
         strings = {"source", "status", "prediction", "level"}
         ints = {"frame", "track_id", "frames", "last_frame"}
         self.schema = pa.schema(

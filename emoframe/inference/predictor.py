@@ -45,39 +45,22 @@ class Model:
     def __repr__(self) -> str:
         return f"Model({self.spec.task_name or self.spec.kind}, classes={self.class_names})"
 
-    def predict(
-        self,
-        x: Any,
-        faces: FaceMode = "all",
-        every: int = 1,
-        fps: float | None = None,
-        batch_size: int = 64,
-        detect_every: int = 1,
-        progress: bool = False,
-    ) -> Any:
+    def predict(self, x: Any, faces: FaceMode = "all", tta: Any = None, **options: Any) -> Any:
         """A pandas DataFrame with ``emoframe predict``'s columns for ``x``: an image or video path (or a folder,
         glob, camera index or stream URL), a PIL image, a numpy array (H, W[, C]), or a list of any of them.
-        ``detect_every=N`` finds faces in one looked-at frame in N and crops the others in its boxes (faster)."""
+        ``tta``: views to average a frame model's probabilities over (``paper``, ``flip``, 1-18, ...);
+        ``options``: ``emoframe.inference.Options``' (``every``, ``fps``, ``batch_size``, ``progress``, and
+        ``detect_every=N``, which finds faces in one looked-at frame in N and crops the others in its boxes)."""
         inputs: Sequence[Any] = x if isinstance(x, (list, tuple)) else [x]
-        sources = expand_inputs(inputs)
-        any_video = any(s.is_video for s in sources)
-        options = Options(
-            faces=faces,
-            every=every,
-            fps=fps,
-            detect_every=detect_every,
-            batch_size=batch_size,
-            progress=progress,
-            worker=any_video,  # pictures: no worker process to start
-            keep_rows=True,
-            json_lines=False,
-            timeline=False,
-        )
-        return self.run(inputs, options).table
+        any_video = any(s.is_video for s in expand_inputs(inputs))  # pictures: no worker process to start
+        fixed = {"worker": any_video, "keep_rows": True, "json_lines": False, "timeline": False}
+        chosen = Options(faces=faces, **{"progress": False, **options, **fixed})
+        return self.run(inputs, chosen, tta).table
 
-    def run(self, inputs: Sequence[Any], options: Options) -> Summary:
+    def run(self, inputs: Sequence[Any], options: Options, tta: Any = None) -> Summary:
         """The whole pipeline with explicit ``Options`` (files, rendering; what the CLI calls)."""
-        return predict(self.spec, [str(i) if isinstance(i, Path) else i for i in inputs], options)
+        runner = self.spec.averaged_over(tta) if tta is not None else self.spec
+        return predict(runner, [str(i) if isinstance(i, Path) else i for i in inputs], options)
 
 
 __all__ = ["Model"]

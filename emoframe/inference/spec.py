@@ -15,7 +15,7 @@ The spec's ``kind`` says how frames become network inputs:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -95,6 +95,16 @@ class Runner:
         if self.activation == "none":
             return list(self.class_names)
         return [f"p_{c}" for c in self.class_names]
+
+    def averaged_over(self, views: Any) -> Runner:
+        """This frame model with its class probabilities averaged over TTA ``views`` (``emoframe.tta``)."""
+        from emoframe.errors import RecipeError
+        from emoframe.tta import TTA, parse_tta
+
+        if self.kind not in ("frame", "fusion") or self.activation != "softmax":
+            raise RecipeError(f"--tta: a {self.task_name} model; TTA averages frame classifiers' probabilities")
+        forward = TTA(self.forward, parse_tta(views, "--tta"), outputs="logits")  # type: ignore[arg-type]
+        return replace(self, forward=forward, activation="probs")
 
     @property
     def accepts_images(self) -> bool:

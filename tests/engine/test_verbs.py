@@ -162,3 +162,11 @@ def test_sweep_from_python_joins_only_a_sweep_that_exists(tmp_path: Path, monkey
     with pytest.raises(emoframe.RecipeError, match="--join: no sweep named"):
         emoframe.sweep(REPO / "sweeps" / "fer2013_small_cnn.yaml", join=True, folder=str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()  # a refused join leaves no storage behind
+
+
+def test_model_predict_takes_tta(fitted: Any, fer_faces: Any) -> None:
+    model = emoframe.load_model(fitted.best)
+    plain = model.predict(fer_faces[0], faces="none")
+    averaged = model.predict(fer_faces[0], faces="none", tta="flip")
+    assert plain.shape == averaged.shape and not np.allclose(plain["p_happy"], averaged["p_happy"])
+    assert model.spec.activation == "softmax"  # the loaded model is left as it was
