@@ -35,7 +35,9 @@ def test_load_recipe_and_check(fer2013_zip: Path) -> None:
     assert cfg["run"]["name"] == "fer2013_small_cnn"
     emoframe.check_recipe(cfg)  # the whole build, no run directory
     with pytest.raises(emoframe.RecipeError, match="Out of range optimizer.lr: expected >= 0, got -1"):
-        emoframe.check_recipe(REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "optimizer.lr=-1"])
+        emoframe.check_recipe(
+            REPO / "recipes" / "fer2013_small_cnn.yaml", [f"data.root={fer2013_zip}", "optimizer.lr=-1"]
+        )
 
 
 @pytest.mark.parametrize(

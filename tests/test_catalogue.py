@@ -1,4 +1,5 @@
-"""Issue 16's catalogue of bad input, each case through the real CLI (``emoframe.cli.main``): exit 2 and one line.
+"""The catalogue of bad input, each case through the real CLI (``emoframe.cli.main``) in a fresh folder: exit 2,
+one line, and nothing left behind.
 
 Cases already guarded elsewhere (not repeated here):
 bad checkpoint files for test/validate/predict/fit --resume (tests/test_checkpoints.py, tests/test_fit_fer2013.py);
@@ -16,8 +17,10 @@ exact resume, one CSV file, one W&B run (tests/test_resume.py).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,9 +34,24 @@ RECIPES = REPO / "recipes"
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run the CLI: exit 2, no traceback, exactly one ``emoframe: error:`` line (returned)."""
-    assert main(list(argv)) == 2
+    """Run the CLI in a fresh working folder: exit 2, no traceback, exactly one ``emoframe: error:`` line
+    (returned), and nothing left behind in that folder (a refused command creates no run, report or sweep)."""
+    fresh = Path(tempfile.mkdtemp(prefix="catalogue-"))
+    links = {"recipes", "sweeps"}  # what sweep files and relative recipe paths name, as in a checkout
+    for name in links:
+        (fresh / name).symlink_to(REPO / name)
+    here = Path.cwd()
+    os.chdir(fresh)
+    try:
+        code = main(list(argv))
+    finally:
+        os.chdir(here)
+    made = [p for p in fresh.iterdir() if p.name not in links]
+    left = sorted(str(q.relative_to(fresh)) for p in made for q in [p, *p.rglob("*")] if "wandb" not in q.parts)
+    shutil.rmtree(fresh, ignore_errors=True)
+    assert code == 2
     err = capsys.readouterr().err
+    assert not left, f"left behind by {argv}: {left[:5]}"
     errors = [line for line in err.splitlines() if line.startswith("emoframe: error:")]
     assert len(errors) == 1 and "Traceback" not in err, err[-2000:]
     return errors[0]
@@ -409,3 +427,41 @@ def test_ensemble_members_with_other_classes(second: list[str], message: str, tm
         assert not (tmp_path / "ens").exists()
     else:
         assert main(args) == 0
+
+
+# -- output paths: one check before any work, for every verb that writes -------------------------------------------
+@pytest.mark.parametrize(
+    "verb",
+    ["predict-inputs", "predict-split", "test", "validate", "export", "extract", "ensemble", "sweep", "svm"],
+)
+def test_an_output_under_a_file_is_refused_before_any_work(
+    verb: str, tiny_run: Path, fer2013_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--output some.jpg/x`` (a parent that is a file): one line naming the file, nothing written."""
+    blocker = tmp_path / "some.jpg"
+    blocker.write_bytes(b"not a folder")
+    out = str(blocker / "x")
+    data = [f"data.root={fer2013_zip}", "data.subset=64", "data.loader.num_workers=0", "loggers.wandb=null"]
+    argv = {
+        "predict-inputs": ["predict", "--ckpt", str(tiny_run), str(blocker), "--output", f"{out}/p.csv"],
+        "predict-split": ["predict", "--ckpt", str(tiny_run), "--output", f"{out}/p.csv", *data],
+        "test": ["test", "--ckpt", str(tiny_run), "--output", out, *data],
+        "validate": ["validate", "--ckpt", str(tiny_run), "--output", out, *data],
+        "export": ["export", "--ckpt", str(tiny_run), "--output", f"{out}/m.onnx"],
+        "extract": ["extract", "--ckpt", str(tiny_run), "--output", out, *data],
+        "ensemble": ["ensemble", str(tiny_run), str(tiny_run), "--output", out, *data],
+        "sweep": ["sweep", "sweeps/fer2013_small_cnn.yaml", "--dir", out],
+        "svm": ["svm", "recipes/afew_stat_svm.yaml", "--predict", "--output", f"{out}/s.csv"],
+    }[verb]
+    line = one_error_line(capsys, *argv)
+    assert f"{blocker} is a file, not a folder" in line, line
+
+
+def test_a_checkpoint_of_another_kind_of_task_leaves_no_eval_folder(
+    afew_set: Path, tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``emoframe test <a clip recipe> --ckpt <a frame checkpoint>``: refused, and no runs/eval/ left behind."""
+    line = one_error_line(
+        capsys, "test", "recipes/afew_cnn_lstm.yaml", f"data.root={afew_set}", "--ckpt", str(tiny_run)
+    )
+    assert "not this model's" in line, line

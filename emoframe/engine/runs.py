@@ -29,10 +29,19 @@ def check_output(path: str | Path | None, option: str = "--output", folder: bool
         if ancestor.exists():
             if not ancestor.is_dir():
                 raise RecipeError(f"{option} {path}: {ancestor} is a file, not a folder (choose another path)")
-            if not os.access(ancestor, os.W_OK | os.X_OK):
-                raise RecipeError(f"{option} {path}: cannot write in {ancestor} (choose a writable folder)")
+            if not os.access(ancestor, os.W_OK | os.X_OK) or _read_only(ancestor):
+                why = "Read-only file system" if _read_only(ancestor) else "Permission denied"
+                raise RecipeError(f"{option} {path}: cannot write {ancestor}: {why} (choose a writable folder)")
             return path
     return path
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (root may write anywhere else)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def remove_unstarted_run(run_dir: Path, fresh: bool, global_zero: bool = True) -> None:

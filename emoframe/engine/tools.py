@@ -39,14 +39,16 @@ def svm_scores(
 
     if not recipe:
         raise RecipeError("Give an SVM recipe file (e.g. recipes/afew_stat_svm.yaml)")
+    target = check_output(output)
     cfg = load_svm_recipe(recipe, overrides)
-    return predict_svm(cfg, find_model(cfg, model), split, check_output(output))
+    return predict_svm(cfg, find_model(cfg, model), split, target)
 
 
 def sweep(file: str | Path, **options: Any) -> Any:
     """A W&B sweep file: W&B online, else (or ``local=True``) the local Optuna engine (``emoframe.sweeps.run``)."""
     from emoframe.sweeps.run import sweep as run_sweep
 
+    check_output(options.get("folder"), "--dir", folder=True)
     return run_sweep(str(file), **options)
 
 

@@ -158,6 +158,7 @@ with open(f"result_{trainer.global_rank}.json", "w") as f:  # ranks share stdout
 """
 
 
+@pytest.mark.slow
 def test_real_ddp_counts_every_test_sample_once(fer2013_zip: Path, cache_dir: Path, tmp_path: Path) -> None:
     """Two CPU processes (gloo): Lightning's own sampler would pad 301 samples to 302; ours must not."""
     script = tmp_path / "ddp_count.py"

@@ -135,6 +135,7 @@ def test_resampling_raises_rare_shares_by_the_reported_amount(multilabel_set: Pa
     assert "before and after re-sampling" in err and "neutral" in err
 
 
+@pytest.mark.slow  # the module's 8-epoch fit (fitted)
 def test_short_fit_beats_the_all_frequent_baseline_on_rare_labels(fitted: Path, capsys) -> None:
     rows = list(csv.DictReader((fitted / "csv" / "version_0" / "metrics.csv").open()))
     val = [r for r in rows if r.get("val/auroc_rare")]
@@ -158,6 +159,7 @@ def test_short_fit_beats_the_all_frequent_baseline_on_rare_labels(fitted: Path, 
     assert float(printed["test/auroc"]) > 0.75
 
 
+@pytest.mark.slow  # the module's 8-epoch fit (fitted)
 def test_predict_writes_per_frame_probabilities_and_decisions(fitted: Path, multilabel_set: Path, tmp_path: Path):
     video = multilabel_set / "videos" / "p00_0.mp4"
     out = tmp_path / "predictions.csv"
@@ -170,6 +172,7 @@ def test_predict_writes_per_frame_probabilities_and_decisions(fitted: Path, mult
     assert len(probs) > 70 and ((probs >= 0) & (probs <= 1)).all()
 
 
+@pytest.mark.slow  # the module's 8-epoch fit (fitted)
 def test_a_multilabel_checkpoint_initialises_the_valence_arousal_model(
     fitted: Path, recola_set: Path, tmp_path: Path
 ) -> None:

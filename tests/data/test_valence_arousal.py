@@ -84,6 +84,7 @@ def datamodule(root: Path, **kwargs: object) -> RecolaDataModule:
     return RecolaDataModule(str(root), **{**SMALL_DATA, "faces": {"keep": "tracked"}, **kwargs})  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # the module's fit (fitted)
 def test_fit_beats_constant_and_shuffled_predictors(fitted: Path, recola_set: Path, tmp_path: Path) -> None:
     best = fitted / "checkpoints" / "best.ckpt"
     assert best.is_file() and (fitted / "checkpoints" / "last.ckpt").is_file()
@@ -105,6 +106,7 @@ def test_fit_beats_constant_and_shuffled_predictors(fitted: Path, recola_set: Pa
     assert np.all(model > shuffled + 0.2), f"model {model} vs shuffled {shuffled}"
 
 
+@pytest.mark.slow  # the module's fit (fitted)
 def test_test_reports_ccc_before_and_after_each_postprocessing_step(fitted: Path, capsys) -> None:
     assert main(["test", "--ckpt", str(fitted / "checkpoints" / "best.ckpt")]) == 0
     printed = dict(line.split("\t") for line in capsys.readouterr().out.splitlines() if "\t" in line)
@@ -125,6 +127,7 @@ def delayed_copy(root: Path, out: Path, delay: float) -> Path:
     return out
 
 
+@pytest.mark.slow  # the module's fit (fitted)
 def test_postprocessing_time_shift_repairs_delayed_labels(fitted: Path, recola_set: Path, tmp_path: Path) -> None:
     """A model that does not model a 1 s annotation delay: the post-processor fitted on dev shifts it back.
 
@@ -154,6 +157,7 @@ def test_postprocessing_time_shift_repairs_delayed_labels(fitted: Path, recola_s
     assert rows["+shift"] > rows["+scale"] + 0.2 and rows["+shift"] > rows["none"] + 0.2, rows
 
 
+@pytest.mark.slow  # the module's fit (fitted)
 def test_predict_on_a_real_video_writes_csv_and_plot(fitted: Path, data_dir: Path, tmp_path: Path, capfd) -> None:
     """The first second of videos/angry.mp4 (real film footage, 23.976 fps), re-encoded at 480x270 to save time."""
     video = tmp_path / "angry.mp4"

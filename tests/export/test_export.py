@@ -43,7 +43,9 @@ def sharpen(task: torch.nn.Module, scale: float = 30.0) -> None:
 
 def save_checkpoint(task: torch.nn.Module, path: Path, **payload: object) -> Path:
     """A checkpoint as Lightning writes it for an emoframe task: state_dict, recipe, ModelSpec."""
-    torch.save({"state_dict": task.state_dict(), RECIPE_KEY: task.recipe, SPEC_KEY: task.spec.to_dict(), **payload}, path)
+    torch.save(
+        {"state_dict": task.state_dict(), RECIPE_KEY: task.recipe, SPEC_KEY: task.spec.to_dict(), **payload}, path
+    )
     return path
 
 

@@ -79,6 +79,7 @@ def private_test(fer2013_zip: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(faces), np.array([EMOTIONS.index(n.split("/")[1]) for n in picked])
 
 
+@pytest.mark.slow  # the session's FER2013 fit (conftest.fer2013_trained): a minute or more
 def test_a_trained_classifier_gets_held_out_whole_pictures_right(
     fer2013_trained: Path, private_test: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import yaml
 from emoframe.sweeps.report import accounting
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # every test runs sweep workers whose trials are `emoframe fit` processes
 COMMAND = ["${env}", "${interpreter}", "-m", "emoframe", "fit", "${program}", "${args_no_hyphens}"]
 
 

@@ -15,6 +15,7 @@ from tests.conftest import FER2013_RECIPE as RECIPE
 from tests.conftest import quick
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # every test reads the session's FER2013 fit (conftest.fer2013_trained)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +63,7 @@ def wandb_ids(run: Path) -> set[str]:
     return {p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*")}
 
 
+@pytest.mark.slow
 def test_kill_mid_epoch_then_resume_ends_as_the_uninterrupted_run(fer2013_zip: Path, tmp_path: Path) -> None:
     import wandb
 
