@@ -168,7 +168,7 @@ def quick(run_dir: Path, zip_path: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="session")
 def fer2013_trained(tmp_path_factory: pytest.TempPathFactory, fer2013_zip: Path) -> Path:
     """A small CNN fitted for 6 epochs on 4,000 real training images (about a minute on 2 cores), once per session:
-    the run folder of tests/training/test_fit_fer2013.py and of the inference tests' whole-picture accuracy."""
+    the run folder of tests/engine/test_fit_fer2013.py and of the inference tests' whole-picture accuracy."""
     from emoframe.cli import main
 
     runs = tmp_path_factory.mktemp("runs")

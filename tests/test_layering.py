@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "emoframe"
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and Lightning: 10 s or more on 2 cores
 def test_fer2013_task_imports_neither_sklearn_nor_dlib(fer2013_zip: Path) -> None:
     """The fer2013_small_cnn recipe's datamodule and task, built in a fresh interpreter."""
     code = f"""

@@ -58,7 +58,20 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
     return [f"data.root={request.getfixturevalue('fer2013_zip')}", "data.subset=64"]
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+SLOW_RECIPES = {  # over about 4 s each on 2 cores (a bigger backbone, or a generated video set and its face tracks)
+    "afew_cnn_lstm",
+    "fer2013_cpu_hour",
+    "fer2013_fusion",
+    "fer2013_resnet18",
+    "multilabel_video_bce",
+    "recola_ccc",
+}
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW_RECIPES else []) for p in RECIPES],
+)
 def test_recipe_builds_and_runs_fast_dev_run(recipe: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     loaded = load_recipe(recipe)
     kind = loaded["data"]["name"]

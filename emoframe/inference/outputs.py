@@ -118,7 +118,7 @@ class ParquetSink(FileSink):
         import pyarrow as pa
 
         super().__init__(path, columns)
-        strings = {"source", "status", "prediction", "level"}
+        strings = {"source", "status", "prediction", "level", "error"}
         ints = {"frame", "track_id", "frames", "last_frame"}
         self.schema = pa.schema(
             [(c, pa.string() if c in strings else pa.int64() if c in ints else pa.float64()) for c in self.columns]

@@ -94,8 +94,10 @@ def _fusion_recipe(fer2013_zip: Path, tmp_path: Path, *extra: str) -> dict:
 
 @pytest.mark.parametrize(
     "backbone",
-    [{"name": "small_cnn", "widths": [16, 32]}, {"name": "timm", "model": "mobilenetv3_small_050"}],
-    ids=["small_cnn", "timm"],
+    [
+        pytest.param({"name": "small_cnn", "widths": [16, 32]}, id="small_cnn", marks=pytest.mark.slow),  # fit+test+predict
+        pytest.param({"name": "timm", "model": "mobilenetv3_small_050"}, id="timm"),
+    ],
 )
 def test_fusion_fits_end_to_end(fer2013_zip: Path, tmp_path: Path, backbone: dict) -> None:
     cfg = _fusion_recipe(

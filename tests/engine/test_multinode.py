@@ -18,7 +18,7 @@ import torch
 from emoframe.cli import main
 from emoframe.errors import RecipeError
 from emoframe.launch import Launch, detect_launch, restart_checkpoint, run_dir_for, slurm_detected
-from tests.training.test_ddp import last_epoch_row
+from tests.engine.test_ddp import last_epoch_row
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = str(REPO / "recipes" / "fer2013_small_cnn.yaml")
