@@ -18,7 +18,7 @@ from emoframe import builder
 from emoframe.checkpoints import LEGACY_DATA_KEY, Checkpoint, read_checkpoint
 from emoframe.devices import resolve_device
 from emoframe.errors import RecipeError
-from emoframe.eval.postprocess import PostProcessor
+from emoframe.eval.va_postprocessing import PostProcessor
 from emoframe.export.runtime import is_exported, load_exported
 from emoframe.features import build_extractors
 from emoframe.inference.predictor import Model

@@ -13,14 +13,14 @@ from torch import nn
 
 import emoframe.components  # noqa: F401
 from emoframe.backbones.weights import WeightsError, load_pretrained
-from emoframe.builder import build_task, temporal_spec, temporal_width
+from emoframe.builder import build_task, stage_tta, temporal_spec, temporal_width
 from emoframe.callbacks.writers import (
     ClassProbabilities,
     ClipPredictions,
     MultilabelPredictions,
     ValenceArousalPredictions,
 )
-from emoframe.cli import prediction_writer
+from emoframe.engine.evaluation import prediction_writer
 from emoframe.losses.classification import inverse_frequency
 from emoframe.registry import (
     BACKBONES,
@@ -321,5 +321,5 @@ def test_prediction_writer_from_the_recipe(tmp_path: Path) -> None:
     assert type(prediction_writer(cfg, SequenceClassifier, tmp_path / "p.csv")) is ClassProbabilities
     with pytest.raises(RecipeError, match="is not a prediction writer"):
         prediction_writer({"predict": {"writer": {"name": "label_report"}}}, FrameClassifier, tmp_path / "p.csv")
-    with pytest.raises(RecipeError, match="Unknown key predict.writr"):
-        prediction_writer({"predict": {"writr": {}}}, FrameClassifier, tmp_path / "p.csv")
+    with pytest.raises(RecipeError, match="Unknown key predict.writr"):  # the predict: section, checked once
+        stage_tta({"predict": {"writr": {}}}, "predict")

@@ -2,7 +2,7 @@
 
 - ``emoframe.callbacks.writers``: prediction writers (``BasePredictionWriter``), one per output kind;
 - ``emoframe.callbacks.reports``: the report files ``emoframe test`` (and ``fit``) write;
-- ``emoframe.callbacks.postprocess``: fitted post-processing (valence/arousal) and threshold tuning (multi-label).
+- ``emoframe.callbacks.calibration``: fitted post-processing (valence/arousal) and threshold tuning (multi-label).
 
 These sit below the tasks (they read a task's attributes, never import one); ``freeze_unfreeze``, which builds
 optimizers for a task, lives above them in ``emoframe.finetune``.
@@ -26,7 +26,7 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from emoframe.callbacks import postprocess, reports, writers  # noqa: F401  (registers the output components)
+from emoframe.callbacks import calibration, reports, writers  # noqa: F401  (registers the output components)
 from emoframe.callbacks.resume import ContinuedCSVLogger, wandb_run_id
 from emoframe.registry import CALLBACKS, LOGGERS, Probability
 

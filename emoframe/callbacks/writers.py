@@ -16,8 +16,8 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from emoframe.eval.postprocess import apply_postprocessors
 from emoframe.eval.probabilities import SplitProbabilities
+from emoframe.eval.va_postprocessing import apply_postprocessors
 from emoframe.eval.va_reports import assemble, at_rate, write_va_predictions
 from emoframe.registry import CALLBACKS
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emoframe.eval.postprocess import STEPS, PostProcessor, apply_postprocessors
+from emoframe.eval.va_postprocessing import STEPS, PostProcessor, apply_postprocessors
 from emoframe.functional.concordance import concordance
 
 Window = tuple[int, int, np.ndarray]

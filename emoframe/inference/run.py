@@ -42,9 +42,9 @@ from emoframe.inference.outputs import (
     Timeline,
     open_sink,
 )
-from emoframe.inference.postprocess import RAW_PREFIX, StreamingPostProcess
 from emoframe.inference.sources import Frame, Sampling, Source, expand_inputs, iter_source, probe
 from emoframe.inference.spec import Runner
+from emoframe.inference.va_stream import RAW_PREFIX, StreamingPostProcess
 
 QUEUE_CHUNKS = 3
 """Chunks that may wait between the worker and the network (the bound on memory, with ``chunk``)."""

@@ -5,7 +5,7 @@ as the paper) -> one logit per label, sigmoid, ``weighted_bce``. Batches are ``e
 ``(frames, targets, mask, recording, start)`` windows; a plain image batch ``(images, targets)`` with
 (B, K) targets is read as windows of one frame.
 
-Each validation epoch the ``threshold_tuning`` component (``emoframe.callbacks.postprocess``) picks one
+Each validation epoch the ``threshold_tuning`` component (``emoframe.callbacks.calibration``) picks one
 threshold per label (best F1 on the validation frames); they live in the ``thresholds`` buffer, so the checkpoint of the best epoch carries that epoch's thresholds and
 ``test`` and ``predict`` use them. The module names (``backbone``, ``temporal``, ``head``) are
 ``va_regressor``'s, so ``model.init_from`` of a valence/arousal recipe takes this model's backbone and
@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
-from emoframe.callbacks.postprocess import ThresholdTuning
+from emoframe.callbacks.calibration import ThresholdTuning
 from emoframe.callbacks.reports import LabelCounts, LabelReport
 from emoframe.metrics.multilabel import MultilabelMetrics, MultilabelScores
 from emoframe.registry import TASKS, RecipeError

@@ -5,10 +5,10 @@ runs on the unmasked frames of (B*T, C, H, W); the temporal model sees every ste
 zero features); the loss and the metrics use frames that are unmasked and labelled. Validation and
 test CCC is the AVEC one over every frame of the epoch (``ConcordanceMetric``).
 
-Post-processing (median filter, centring, scaling, time shift; ``emoframe.eval.postprocess``) is
+Post-processing (median filter, centring, scaling, time shift; ``emoframe.eval.va_postprocessing``) is
 fitted on the whole development split each time ``val/ccc`` improves, i.e. on the predictions of
 the weights that ``best.ckpt`` then stores, by the ``va_postprocess`` component
-(``emoframe.callbacks.postprocess``); it travels in the checkpoint under ``emoframe_postprocess``.
+(``emoframe.callbacks.calibration``); it travels in the checkpoint under ``emoframe_postprocess``.
 ``test`` reports the CCC before and after each step; ``predict`` (``va_predictions``) applies it.
 """
 
@@ -23,8 +23,8 @@ from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from emoframe.backbones.weights import load_pretrained
-from emoframe.callbacks.postprocess import ValenceArousalPostProcessing
-from emoframe.eval.postprocess import PostProcessor
+from emoframe.callbacks.calibration import ValenceArousalPostProcessing
+from emoframe.eval.va_postprocessing import PostProcessor
 from emoframe.metrics.regression import ConcordanceMetric
 from emoframe.registry import TASKS, RecipeError
 from emoframe.tasks.sequence import SequenceParts, WindowTask

@@ -356,7 +356,7 @@ def test_a_va_model_s_fitted_post_processing_runs_on_each_track(task_checkpoints
     values equal PostProcessor.apply on the track's raw values, which are kept beside them."""
     import torch
 
-    from emoframe.eval.postprocess import PostProcessor
+    from emoframe.eval.va_postprocessing import PostProcessor
     from emoframe.tasks.va_regressor import POSTPROCESS_KEY
 
     fitted = {

@@ -95,7 +95,9 @@ def _fusion_recipe(fer2013_zip: Path, tmp_path: Path, *extra: str) -> dict:
 @pytest.mark.parametrize(
     "backbone",
     [
-        pytest.param({"name": "small_cnn", "widths": [16, 32]}, id="small_cnn", marks=pytest.mark.slow),  # fit+test+predict
+        pytest.param(
+            {"name": "small_cnn", "widths": [16, 32]}, id="small_cnn", marks=pytest.mark.slow
+        ),  # fit+test+predict
         pytest.param({"name": "timm", "model": "mobilenetv3_small_050"}, id="timm"),
     ],
 )

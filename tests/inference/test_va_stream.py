@@ -1,13 +1,13 @@
 """A valence/arousal model's fitted post-processing on a stream of rows equals ``PostProcessor.apply`` on each
-whole track, however the rows are chunked (emoframe.inference.postprocess)."""
+whole track, however the rows are chunked (emoframe.inference.va_stream)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from emoframe.eval.postprocess import PostProcessor
-from emoframe.inference.postprocess import StreamingPostProcess
+from emoframe.eval.va_postprocessing import PostProcessor
+from emoframe.inference.va_stream import StreamingPostProcess
 
 NAMES = ("arousal", "valence")
 

@@ -1,4 +1,4 @@
-"""A valence/arousal model's fitted post-processing (``emoframe.eval.postprocess``), applied to a stream of rows.
+"""A valence/arousal model's fitted post-processing (``emoframe.eval.va_postprocessing``), applied to a stream of rows.
 
 Training fits, per target, a centred running median, a bias, a scale and a time shift on development
 recordings, and ``emoframe test`` reports CCC after them. On a video, each face track is one recording. The
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from emoframe.eval.postprocess import PostProcessor
+from emoframe.eval.va_postprocessing import PostProcessor
 
 RAW_PREFIX = "raw_"
 """Columns of the values before post-processing (``raw_arousal``...), beside the post-processed ones."""

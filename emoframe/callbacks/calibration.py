@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from emoframe.eval.postprocess import fit_postprocessors
 from emoframe.eval.reports import write_rows
+from emoframe.eval.va_postprocessing import fit_postprocessors
 from emoframe.eval.va_reports import Window, assemble, postprocess_steps
 from emoframe.registry import CALLBACKS
 
@@ -58,7 +58,7 @@ def gather_recordings(
 
 @CALLBACKS.register("va_postprocess")
 class ValenceArousalPostProcessing(Callback):
-    """Fits median filter, centring, scaling and time shift (``emoframe.eval.postprocess``) on the whole
+    """Fits median filter, centring, scaling and time shift (``emoframe.eval.va_postprocessing``) on the whole
     development split each time the task's ``val/ccc`` improves (``task.val_improved``), into
     ``task.postprocessors``; at ``test``, logs the CCC after each step (``test/ccc_after_*``, ``test/ccc_post*``)
     and writes ``test_postprocess.csv``.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emoframe.errors import DataError
-from emoframe.eval.postprocess import PostProcessor, apply_postprocessors, fit_postprocessors
+from emoframe.eval.va_postprocessing import PostProcessor, apply_postprocessors, fit_postprocessors
 from emoframe.functional.concordance import concordance
 from emoframe.registry import RecipeError
 
