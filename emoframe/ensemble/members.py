@@ -31,7 +31,7 @@ from emoframe.eval.probabilities import (
     collect,
     read_probabilities,
 )
-from emoframe.models import load_task
+from emoframe.models import load_task, task_of
 from emoframe.registry import load_plugins
 from emoframe.tasks.frame_classifier import FrameClassifier
 from emoframe.tta import TTA, TTATransform
@@ -85,7 +85,7 @@ class CheckpointMember:
         stored, _ = upgrade_recipe(checkpoint.require_recipe("ensemble members are checkpoints of emoframe fit"))
         recipe = checkpoint_recipe(stored, list(overrides))
         load_plugins(list(recipe.get("imports") or []))
-        task = frame_task(load_task(path, device=device), path)
+        task = frame_task(task_of(checkpoint, device), path)  # the file is read once
         return cls(path, task, recipe)
 
     def probabilities(
