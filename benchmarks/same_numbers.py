@@ -102,10 +102,11 @@ def main() -> None:
     parser.add_argument("--json", required=True, help="where to write the figures")
     parser.add_argument("--compare", help="figures of an earlier run: print both and write docs/benchmarks.md")
     parser.add_argument("--only", default="", help="comma-separated subset of the runs")
+    parser.add_argument("--about", default="a restructuring", help="what changed between before and after")
     parser.add_argument("--report", action="store_true", help="compare the existing --json with --compare; run nothing")
     ns = parser.parse_args()
     if ns.report:
-        compare(json.loads(Path(ns.compare).read_text()), json.loads(Path(ns.json).read_text()))
+        compare(json.loads(Path(ns.compare).read_text()), json.loads(Path(ns.json).read_text()), ns.about)
         return
     data = Path(ns.data).resolve()
     fer = data / "fer2013" / "fer2013.zip"
@@ -209,10 +210,12 @@ def main() -> None:
     Path(ns.json).write_text(json.dumps(results, indent=1, sort_keys=True))
     print(json.dumps(results, indent=1, sort_keys=True))
     if ns.compare:
-        compare(json.loads(Path(ns.compare).read_text()), results)
+        compare(json.loads(Path(ns.compare).read_text()), results, ns.about)
 
 
-def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> None:
+def compare(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], about: str = "a restructuring"
+) -> None:
     """A markdown table of both runs; every figure printed to 4 decimals, as ``emoframe test`` prints them."""
     rows = ["| run | metric | before | after | same |", "|---|---|---|---|---|"]
     same = total = 0
@@ -226,10 +229,11 @@ def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, floa
             total += 1
             rows.append(f"| {run_name} | {key} | {fmt(b)} | {fmt(a)} | {'yes' if equal else '**no**'} |")
     body = (
-        "## Same seed, same numbers (issue 12's restructuring)\n\n"
+        f"## Same seed, same numbers ({about})\n\n"
         "`before`: `python benchmarks/same_numbers.py --json before.json` on a checkout of the last commit before\n"
-        "the restructuring (c63bc26, with this script copied in); `after`: the same on this one; then `--report`.\n"
-        "Every run is seeded (the recipes' `seed: 0`), so a restructuring that changes nothing changes no figure.\n\n"
+        "the change (a git worktree); `after`: `python benchmarks/same_numbers.py --json after.json --compare\n"
+        "before.json` on this one. Every run is seeded (the recipes' `seed: 0`), so a restructuring that changes\n"
+        "nothing changes no figure.\n\n"
         f"{same} of {total} figures equal to the printed precision.\n\n" + "\n".join(rows)
     )
     print(body)
