@@ -60,6 +60,7 @@ def small_data(kind: str, request: pytest.FixtureRequest) -> list[str]:
 
 SLOW_RECIPES = {  # over about 4 s each on 2 cores (a bigger backbone, or a generated video set and its face tracks)
     "afew_cnn_lstm",
+    "afew_va_ccc",
     "fer2013_cpu_hour",
     "fer2013_fusion",
     "fer2013_resnet18",

@@ -182,6 +182,7 @@ def test_weights_may_be_a_state_dict_like_any_backbone(tmp_path: Path) -> None:
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 def test_builds_a_frame_classifier_on_fer2013_with_the_head_sized_from_it(fer2013_zip: Path, tmp_path: Path) -> None:
     import emoframe
 

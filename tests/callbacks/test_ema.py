@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from emoframe.builder import build
@@ -35,6 +36,7 @@ def fit(fer2013_zip: Path, runs: Path, decay: float, warmup: bool = True) -> tup
     return ckpt, built.task
 
 
+@pytest.mark.slow
 def test_checkpoints_hold_the_average_and_fit_ends_on_it(fer2013_zip: Path, tmp_path: Path) -> None:
     ckpt, task = fit(fer2013_zip, tmp_path / "ema", decay=0.9)
     average, current = ckpt["state_dict"], ckpt["current_model_state"]
@@ -78,6 +80,7 @@ def test_warmup_decay_is_timms_schedule() -> None:
         assert torch.allclose(average.module.weight, expected, atol=1e-6), n
 
 
+@pytest.mark.slow
 def test_warmup_forgets_the_initial_weights_sooner(fer2013_zip: Path, tmp_path: Path) -> None:
     """decay 0.999 over 8 steps: without warm-up the average is still about the initial weights; with it, it
     is much nearer the trained ones (same seed, same steps)."""

@@ -178,6 +178,7 @@ def uninterrupted(recipe: Path, tmp_path_factory: pytest.TempPathFactory, fer201
     return last_ckpt(runs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop_after", "phase", "state_key"),
     [(2, 2, "momentum_buffer"), (1, 1, "exp_avg")],  # interrupted after the switch (SGD), before it (Adam)

@@ -259,6 +259,7 @@ def afew_features(ckpt: Path, afew_set: Path, tmp_path_factory: pytest.TempPathF
     return sets
 
 
+@pytest.mark.slow  # the AFEW clips' features (afew_features)
 def test_clip_features_hold_every_face_frame_of_every_clip(afew_features: dict[str, Path], afew_set: Path) -> None:
     f = load_features(afew_features["tta6"] / "train.npz")
     clips = sorted(afew_set.glob("Train_AFEW/*/*.avi"))
@@ -285,6 +286,7 @@ def read_report(path: Path) -> dict[str, dict[str, str]]:
         return {row["model"].split(" ")[0]: row for row in csv.DictReader(f)}
 
 
+@pytest.mark.slow  # the AFEW clips' features (afew_features)
 def test_svm_fits_beats_majority_and_predicts(
     afew_features: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -92,11 +92,13 @@ def test_pixels_are_the_jpeg_pixels(from_zip: Fer2013Arrays, fer2013_zip: Path) 
             np.testing.assert_array_equal(from_zip.images[i], expected)
 
 
+@pytest.mark.slow
 def test_extracted_folder_gives_identical_arrays(from_zip: Fer2013Arrays, extracted: Path, cache_dir: Path) -> None:
     assert find_source(extracted).kind == "folder"
     assert_same(load_fer2013(extracted, cache_dir, progress=False), from_zip)
 
 
+@pytest.mark.slow
 def test_csv_gives_identical_arrays(from_zip: Fer2013Arrays, csv_file: Path, cache_dir: Path) -> None:
     from_csv = load_fer2013(csv_file, cache_dir, progress=False)
     assert_same(from_csv, from_zip, names=False)

@@ -92,6 +92,7 @@ def fitted(multilabel_set: Path, cache: Path, tmp_path_factory: pytest.TempPathF
     return out / "runs" / "multilabel_tiny" / "version_0"
 
 
+@pytest.mark.slow  # the module's face-track cache of the generated set (cache)
 def test_splits_share_no_participant(multilabel_set: Path, cache: Path) -> None:
     dm = datamodule(multilabel_set, cache)
     people = {}
@@ -113,6 +114,7 @@ def served(dm: MultilabelVideoDataModule) -> tuple[np.ndarray, int]:
     return counts, total
 
 
+@pytest.mark.slow  # the module's face-track cache of the generated set (cache)
 def test_resampling_raises_rare_shares_by_the_reported_amount(multilabel_set: Path, cache: Path, capfd) -> None:
     plain = datamodule(multilabel_set, cache)
     before, before_total = served(plain)
@@ -191,6 +193,7 @@ def test_a_multilabel_checkpoint_initialises_the_valence_arousal_model(
     assert main(["fit", str(recipe)]) == 0  # and training runs from there
 
 
+@pytest.mark.slow  # the module's face-track cache of the generated set (cache)
 def test_a_video_missing_from_the_folder_is_named(multilabel_set: Path, cache: Path, tmp_path: Path) -> None:
     root = tmp_path / "set"
     shutil.copytree(multilabel_set, root)

@@ -81,6 +81,7 @@ def clip_labels(folder: Path) -> dict[str, str]:
     return {f"{p.parent.name}/{p.stem}": p.parent.name.lower() for p in sorted(folder.glob("*/*.avi"))}
 
 
+@pytest.mark.slow  # the module's video-clip fits (fitted)
 def test_fit_then_test_beats_the_majority_class_on_held_out_clips(fitted: Path, afew_set: Path, capsys) -> None:
     best = fitted / "checkpoints" / "best.ckpt"
     assert best.is_file() and (fitted / "checkpoints" / "last.ckpt").is_file()
@@ -103,6 +104,7 @@ def test_fit_then_test_beats_the_majority_class_on_held_out_clips(fitted: Path, 
     assert (fitted / "test" / "test_confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # the module's video-clip fits (fitted)
 def test_predict_writes_per_clip_probabilities(fitted: Path, afew_set: Path, tmp_path: Path) -> None:
     best = str(fitted / "checkpoints" / "best.ckpt")
     out = tmp_path / "heldout.csv"

@@ -75,6 +75,7 @@ def test_test_tta_reports_with_and_without_and_saves_probabilities(
     assert float((test.probs.argmax(1) == test.labels).mean()) == pytest.approx(figures["test_tta/acc"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_the_ensemble_file_round_trips_through_test_and_predict(
     members: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -62,6 +62,7 @@ def test_predictor_file_found_without_importing_its_package() -> None:
         model_file(path="nope.dat")
 
 
+@pytest.mark.slow
 def test_detection_rate_on_real_video(video_results: dict[str, tuple[int, dict[str, int]]]) -> None:
     # Measured: angry 62/68 (the man's face turns away for 6 frames); laughing 38/194 (two men, the
     # laughing one mostly turned or tilted past what dlib's frontal detector accepts).

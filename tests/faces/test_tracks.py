@@ -37,6 +37,7 @@ def clips(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path
     return paths
 
 
+@pytest.mark.slow
 def test_tracks_of_real_video_keep_every_frame(clips: list[Path], tmp_path: Path, capfd) -> None:
     cache = FaceTrackCache(FacePipeline(**SETTINGS), tmp_path, workers=2, progress=False)
     tracks = cache.build(clips)
@@ -63,6 +64,7 @@ FaceTrackCache(FacePipeline(size=48, keep="tracked"), sys.argv[1], workers=1, pr
 """
 
 
+@pytest.mark.slow
 def test_killed_extraction_resumes_to_the_same_cache(clips: list[Path], tmp_path: Path) -> None:
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen(

@@ -93,6 +93,7 @@ def test_a_postgresql_url_reaches_the_server_with_psycopg2(fer2013_zip: Path, tm
     assert "u:***@127.0.0.1:1/db" in line and "Failed to import" not in line and "127.0.0.1" in line, line
 
 
+@pytest.mark.slow  # a sweep worker running its trials
 def test_a_worker_whose_every_trial_failed_exits_2(fer2013_zip: Path, tmp_path: Path) -> None:
     """run_cap 1 is below the three-failures-in-a-row stop: the metric never logged fails the only trial."""
     params = tiny(fer2013_zip, 1)

@@ -38,6 +38,7 @@ def test_join_without_a_sweep_and_report_without_one_fail_in_one_line(capsys, tm
     assert "--storage nosuchdb://x:" in err
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_a_plain_fit_and_the_cli_import_neither_optuna_nor_the_sweeps() -> None:
     code = "import sys, emoframe.cli, emoframe.builder; bad = [m for m in ('optuna', 'emoframe.sweeps') if m in sys.modules]; assert not bad, bad"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

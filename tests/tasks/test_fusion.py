@@ -92,14 +92,11 @@ def _fusion_recipe(fer2013_zip: Path, tmp_path: Path, *extra: str) -> dict:
     return load_recipe(FUSION, overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backbone",
-    [
-        pytest.param(
-            {"name": "small_cnn", "widths": [16, 32]}, id="small_cnn", marks=pytest.mark.slow
-        ),  # fit+test+predict
-        pytest.param({"name": "timm", "model": "mobilenetv3_small_050"}, id="timm"),
-    ],
+    [{"name": "small_cnn", "widths": [16, 32]}, {"name": "timm", "model": "mobilenetv3_small_050"}],
+    ids=["small_cnn", "timm"],
 )
 def test_fusion_fits_end_to_end(fer2013_zip: Path, tmp_path: Path, backbone: dict) -> None:
     cfg = _fusion_recipe(
