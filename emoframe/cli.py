@@ -1,8 +1,7 @@
 """`emoframe fit | validate | test | predict | export | extract | ensemble | svm | sweep | list | config`.
 
 Argument parsing only: each verb is a function of ``emoframe.engine`` with the same options, declared once in
-``SHARED`` and ``VERBS``. Recipe errors, data errors and weight errors end the command with one line on stderr
-and exit 2.
+``SHARED`` and ``VERBS``. Recipe, data and weight errors end the command with one line on stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ SHARED: dict[str, Option] = {
     "tta": _opt("--tta", nargs="?", const="18", metavar="VIEWS", help=f"average over {VIEWS} (default: the recipe's)"),
 }
 EVAL = ("recipe", "ckpt", "output", "device")
+SAVE_PROBS = _opt("--save-probs", metavar="PATH", help="write val and test probabilities (.probs.npz)")
 
 
 @dataclass
@@ -172,7 +172,7 @@ PREDICT_INPUTS = [
 VERBS = [
     Verb("fit", "train a recipe", run_fit, own=[_opt("--resume", metavar="last|PATH", help="continue a run")]),
     Verb("validate", "validate a trained model", run_validate, EVAL),
-    Verb("test", "test a model or an ensemble file", run_test, (*EVAL, "tta"), [_opt("--save-probs", metavar="PATH")]),
+    Verb("test", "test a model or an ensemble file", run_test, (*EVAL, "tta"), [SAVE_PROBS]),
     Verb("predict", "pictures, videos, streams, or a split", run_predict, (*EVAL, "tta"), PREDICT_INPUTS),
     Verb(
         "export",

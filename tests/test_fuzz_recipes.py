@@ -6,12 +6,21 @@ an unknown key, a near-miss component name) and runs it as ``emoframe config FIL
 in-process: the builder's ``check``, or the SVM plan for SVM recipes). Every outcome must be a valid recipe
 (exit 0) or one clean error line (exit 2); anything else (a traceback) fails the test, with hypothesis's
 shrunk mutation. Seeded (``derandomize``) and bounded, so it takes about a minute; the counts are printed.
+
+The shipped sweep files (``sweeps/*.yaml``) are fuzzed the same way (issue 30): one to three mutations of their
+keys, values and parameter ranges (a typo, a deleted or unknown key, a value of another type, a negative, huge or
+non-finite number, min above max, an empty ``values:``, another distribution, a swept key the recipe lacks, another
+method) through ``emoframe sweep FILE --local`` in-process. Everything a worker does before its first trial runs
+for real (the schema, the recipe at both ends of every range, the storage, the study and its slots, the claim and
+the trial's sampled values); the trial itself is replaced by a stop, so nothing trains.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shutil
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,7 @@ from hypothesis import strategies as st
 
 from emoframe.cli import main
 from emoframe.config import load_recipe, load_svm_recipe, save_recipe
+from emoframe.sweeps.schema import DISTRIBUTIONS, METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("EMOFRAME_FUZZ_EXAMPLES", "240"))
@@ -178,3 +188,228 @@ def test_mutated_recipes_end_in_one_line_or_are_valid(
             print(f"  CRASH {crash}")
     assert not crashes
     assert total == EXAMPLES or total > 0
+
+
+SWEEP_EXAMPLES = int(os.environ.get("EMOFRAME_FUZZ_SWEEP_EXAMPLES", "120"))
+SWEEP_KINDS = (
+    "key_typo",
+    "delete",
+    "type_change",
+    "number",
+    "unknown_key",
+    "name_typo",
+    "range",
+    "distribution",
+    "new_parameter",
+    "method",
+)
+# what a swept distribution's keys are set to: small, zero, negative, huge (a slot or grid point per value)
+FILLERS = (0, 1, -1, 0.5, 2, 1000, 1e12, -1e12, 10**12, 1e-6)
+NEW_NAMES = (
+    "optimizer.lrr",
+    "optimizer.momentum",
+    "loss.label_smoothing",
+    "data.augment.0.p",
+    "data.augment.9.p",
+    "data.subset",
+    "trainer.max_epochs",
+    "data.loader.batch_size",
+    "model.backbone.widths",
+    "model.backbone.name",
+    "zz",
+)
+SECONDS_PER_EXAMPLE = 20  # a hang (a slot per value of a huge range) fails the example instead of the CI job
+
+
+class ReachedFirstTrial(Exception):
+    """Raised in place of the first trial: every check a worker makes before training has passed."""
+
+
+class Hung(Exception):
+    pass
+
+
+def distribution_spec(dist: str, pick: int) -> dict[str, Any]:
+    """``dist`` with each of its keys set to a filler (values: a short list of them)."""
+    required, optional = DISTRIBUTIONS[dist]
+    spec: dict[str, Any] = {"distribution": dist}
+    for i, key in enumerate((*required, *optional)):
+        if key == "value":
+            spec[key] = FILLERS[(pick + i) % len(FILLERS)]
+        elif key in ("values", "probabilities"):
+            spec[key] = [0.5, 0.5] if key == "probabilities" else [0.1, FILLERS[pick % len(FILLERS)]]
+        else:
+            spec[key] = FILLERS[(pick // (i + 1) + i) % len(FILLERS)]
+    if pick % 3 == 0:
+        spec.pop("distribution")  # W&B's inference from the keys
+    return spec
+
+
+def mutate_sweep(cfg: dict[str, Any], kind: str, where: int, pick: int) -> tuple[dict[str, Any], str]:
+    """``cfg`` (a sweep file as read) with one mutation, and its description."""
+    params = cfg.get("parameters")
+    specs = sorted(params) if isinstance(params, dict) else []
+    if kind in ("range", "distribution") and specs:
+        cfg = copy.deepcopy(cfg)
+        name = specs[where % len(specs)]
+        spec = cfg["parameters"][name]
+        if kind == "distribution" or not isinstance(spec, dict):
+            dist = sorted(DISTRIBUTIONS)[pick % len(DISTRIBUTIONS)]
+            cfg["parameters"][name] = distribution_spec(dist, pick // len(DISTRIBUTIONS))
+            return cfg, f"parameters.{name}={cfg['parameters'][name]}"
+        if "values" in spec:
+            edits = [[], spec["values"][::-1], [None], [spec["values"][0]] * 2, [float("nan")], [[1, 2]], "0.1"]
+            spec["values"] = edits[pick % len(edits)]
+            return cfg, f"parameters.{name}.values={spec['values']!r}"
+        low, high = spec.get("min", 0), spec.get("max", 1)
+        pairs = [(high, low), (low, low), (-1, -1e-3), (float("nan"), high), (low, float("inf")), (0, 10**12)]
+        spec["min"], spec["max"] = pairs[pick % len(pairs)]
+        return cfg, f"parameters.{name}: min={spec['min']!r} max={spec['max']!r}"
+    if kind == "new_parameter" and isinstance(params, dict):
+        cfg = copy.deepcopy(cfg)
+        name = NEW_NAMES[where % len(NEW_NAMES)]
+        dist = sorted(DISTRIBUTIONS)[pick % len(DISTRIBUTIONS)]
+        cfg["parameters"][name] = distribution_spec(dist, pick // len(DISTRIBUTIONS))
+        return cfg, f"parameters.{name}={cfg['parameters'][name]}"
+    if kind == "method":
+        cfg = copy.deepcopy(cfg)
+        cfg["method"] = (*METHODS, "Grid", "hyperopt")[pick % (len(METHODS) + 2)]
+        return cfg, f"method={cfg['method']!r}"
+    if kind in ("range", "distribution", "new_parameter"):
+        kind = "type_change"  # the parameters are gone already
+    if kind == "name_typo":
+        strings = [p for p in leaves(cfg) if isinstance(parent_of(cfg, p)[p[-1]], str)]
+        if strings:
+            cfg = copy.deepcopy(cfg)
+            path = strings[where % len(strings)]
+            parent = parent_of(cfg, path)
+            parent[path[-1]] = typo(parent[path[-1]], pick)
+            return cfg, f"{'.'.join(str(k) for k in path)}={parent[path[-1]]!r}"
+    return mutate(cfg, kind if kind != "name_typo" else "type_change", where, pick)
+
+
+def kind_of_sweep_error(line: str) -> str:
+    """The kind of a sweep's one-line error, for the counts."""
+    if "of their ranges:" in line:
+        return "error: the recipe at an end of a range"
+    for needle, kind in (
+        ("unknown key", "unknown key"),
+        ("unknown value", "unknown name"),
+        ("expected a number", "wrong type"),
+        ("expected an integer", "wrong type"),
+        ("expected a", "wrong type"),
+        ("missing", "missing key"),
+        ("is above max", "min above max"),
+        ("--storage", "storage"),
+        ("the local engine", "local engine limit"),
+        ("command", "command"),
+    ):
+        if needle in line:
+            return f"error: {kind}"
+    return "error: other value check"
+
+
+@pytest.fixture(scope="module")
+def shipped_sweeps() -> dict[str, Any]:
+    import yaml
+
+    return {p.name: yaml.safe_load(p.read_text()) for p in sorted((REPO / "sweeps").glob("*.yaml"))}
+
+
+def test_mutated_sweeps_end_in_one_line_or_reach_their_first_trial(
+    shipped_sweeps: dict[str, Any],
+    fer2013_zip: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+
+    import emoframe.sweeps.engine as sweep_engine
+    from emoframe.sweeps.command import trial_command
+    from emoframe.sweeps.space import override, suggest
+
+    def first_trial(sweep: Any, study: Any, trial: Any, folder: Path, url: str) -> Any:
+        """What run_trial does before it starts `emoframe fit`: the values and the command; then stop."""
+        params = {p.name: suggest(trial, p) for p in sweep.parameters}
+        trial_command(sweep, [override(k, v) for k, v in params.items()])
+        raise ReachedFirstTrial
+
+    def hung(signum: int, frame: Any) -> None:
+        raise Hung
+
+    monkeypatch.chdir(REPO)  # the sweep files name their recipe relative to the repository, as W&B's agent runs it
+    monkeypatch.setenv("FER2013_ROOT", str(fer2013_zip))
+    monkeypatch.setattr(sweep_engine, "run_trial", first_trial)
+    previous = signal.signal(signal.SIGALRM, hung)
+    outcomes: Counter[str] = Counter()
+    crashes: list[str] = []
+    names = sorted(shipped_sweeps)
+    counter = iter(range(10**9))
+
+    @settings(
+        max_examples=SWEEP_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=(Phase.explicit, Phase.generate),
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        name=st.sampled_from(names),
+        mutations=st.lists(
+            st.tuples(st.sampled_from(SWEEP_KINDS), st.integers(0, 10**6), st.integers(0, 10**6)),
+            min_size=1,
+            max_size=3,
+        ),
+    )
+    def run(name: str, mutations: list[tuple[str, int, int]]) -> None:
+        cfg, whats = shipped_sweeps[name], []
+        for kind, where, pick in mutations:
+            cfg, what = mutate_sweep(cfg, kind, where, pick)
+            whats.append(what)
+        what = f"{name}: {'; '.join(whats)}"
+        n = next(counter)
+        file, folder = tmp_path / f"mutant_{n}.yaml", tmp_path / f"sweep_{n}"
+        file.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        capsys.readouterr()
+        signal.alarm(SECONDS_PER_EXAMPLE)
+        try:
+            code: int | None = main(["sweep", str(file), "--local", "--dir", str(folder)])
+        except ReachedFirstTrial:
+            code = None  # the storage, study and slots are written: a sweep that would now train
+            shutil.rmtree(folder)
+        except (Exception, Hung) as err:  # a crash or a hang: the point of this test is that there are none
+            message = f"{what}: {type(err).__name__}: {str(err)[:300]}"
+            shutil.rmtree(folder, ignore_errors=True)
+            if COLLECT:
+                crashes.append(message)
+                return
+            raise AssertionError(message) from err
+        finally:
+            signal.alarm(0)
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("emoframe: error:")]
+        assert code in (None, 0, 2), f"{what}: exit {code}"
+        if code == 2:
+            assert len(errors) == 1 and "Traceback" not in err, f"{what}: {err[-1500:]}"
+            assert not folder.exists(), f"{what}: a refused sweep left {sorted(folder.rglob('*'))[:5]}"
+        outcomes[
+            "reached the first trial" if code is None else "exit 0" if code == 0 else kind_of_sweep_error(errors[0])
+        ] += 1
+        for kind, _, _ in mutations:
+            outcomes[f"mutations/{kind}"] += 1
+        outcomes["examples"] += 1
+
+    try:
+        run()
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    with capsys.disabled():
+        print(f"\nsweep fuzzer: {outcomes['examples']} mutated sweep files of {len(names)} shipped")
+        for key, count in sorted(outcomes.items()):
+            print(f"  {key}: {count}")
+        for crash in crashes:
+            print(f"  CRASH {crash}")
+    assert not crashes
+    assert outcomes["examples"] > 0
