@@ -200,6 +200,7 @@ def test_builds_a_frame_classifier_on_fer2013_with_the_head_sized_from_it(fer201
     assert trainable and all(n.startswith("head.") for n in trainable)
 
 
+@pytest.mark.slow
 def test_the_builder_gives_dlib_resnet_the_datas_mean_and_std(fer2013_zip: Path, tmp_path: Path) -> None:
     """data.image.mean/std reach dlib_resnet (input_mean/input_std), so it sees dlib's (pixel - mean) / 256 whatever
     the data's normalisation: the same raw faces under two normalisations give the same features; a recipe's own

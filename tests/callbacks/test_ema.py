@@ -59,6 +59,7 @@ def test_checkpoints_hold_the_average_and_fit_ends_on_it(fer2013_zip: Path, tmp_
     )
 
 
+@pytest.mark.slow
 def test_decay_zero_is_the_weights_themselves(fer2013_zip: Path, tmp_path: Path) -> None:
     ckpt, _ = fit(fer2013_zip, tmp_path / "none", decay=0.0)
     average, current = ckpt["state_dict"], ckpt["current_model_state"]

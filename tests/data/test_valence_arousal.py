@@ -192,6 +192,7 @@ def test_missing_recola_fails_in_one_line(tmp_path: Path, capsys) -> None:
     assert f"{missing}/ratings_gold_standard/arousal/train_1.arff" in err and "RECOLA_ROOT" in err
 
 
+@pytest.mark.slow
 def test_bad_recordings_stop_with_one_line_or_are_counted(recola_set: Path, tmp_path: Path, capfd) -> None:
     root = tmp_path / "recola"
     shutil.copytree(recola_set, root)

@@ -362,6 +362,7 @@ def test_sequence_classifier_ignores_padding_freezes_and_loads_fer_weights(afew_
     assert not any(p.requires_grad for p in task.backbone.parameters())  # the recipe keeps it frozen
 
 
+@pytest.mark.slow
 def test_a_read_only_face_track_cache_degrades_to_memory(
     afew_set: Path, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,6 +90,7 @@ def test_killed_extraction_resumes_to_the_same_cache(clips: list[Path], tmp_path
     assert len(list(killed_dir.glob("face-track-*.npz"))) == len(clips)
 
 
+@pytest.mark.slow
 def test_bad_videos_error_in_one_line_or_are_counted(clips: list[Path], tmp_path: Path, capfd) -> None:
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(Path(clips[0]).read_bytes()[:2000])

@@ -389,6 +389,7 @@ def test_a_va_model_s_fitted_post_processing_runs_on_each_track(task_checkpoints
             )  # the CSV keeps 6 digits
 
 
+@pytest.mark.slow
 def test_detect_every_n_reuses_the_detector_s_boxes_between_detections(
     task_checkpoints, videos, tmp_path: Path
 ) -> None:
