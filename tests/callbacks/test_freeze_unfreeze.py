@@ -100,6 +100,7 @@ def fit_with_probe(cfg: dict[str, Any]) -> tuple[Any, Probe, dict[str, torch.Ten
     return built, probe, before
 
 
+@pytest.mark.slow
 def test_phase1_freezes_backbone_and_bn_then_phase2_trains_all_with_sgd_and_plateau(
     recipe: Path, tmp_path: Path, fer2013_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -164,6 +164,7 @@ def write_video(path: Path, frames: list[np.ndarray]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_bad_clips_error_in_one_line_or_are_counted(afew_set: Path, tmp_path: Path, capfd) -> None:
     good = next((afew_set / "Train_AFEW" / "Happy").glob("*.avi")).read_bytes()
     rng = np.random.default_rng(0)
