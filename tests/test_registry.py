@@ -213,3 +213,17 @@ def test_unpacked_typed_keywords_are_checked_like_spelled_out_ones() -> None:
         check_arguments(make, {"channels_lastt": True}, "model")
     with pytest.raises(RecipeError, match=r"Wrong type for model.channels_last: expected bool"):
         check_arguments(make, {"channels_last": "yes"}, "model")
+
+
+def test_every_registered_component_has_its_keys_checked() -> None:
+    """A datamodule's ``**options: Unpack[ImageOptions]`` must be read as its keys: with ``typing_extensions``'
+    Unpack (no longer recognised) every key was accepted, and ``data.subbset`` was a TypeError in the constructor
+    (found by the sweep fuzzer)."""
+    import emoframe.registry as registry
+
+    registry.load_builtins()
+    kinds = [r for r in vars(registry).values() if isinstance(r, Registry)]
+    unchecked = [f"{r.kind}/{n}" for r in kinds for n in r.names() if accepted_parameters(r.get(n)) is None]
+    assert len(kinds) > 5 and not unchecked, f"components accepting any key: {unchecked}"
+    with pytest.raises(RecipeError, match=r"Unknown key data.subbset for Fer2013DataModule. Did you mean 'subset'"):
+        check_arguments(registry.DATAMODULES.get("fer2013"), {"root": "x", "subbset": 4000}, "data")

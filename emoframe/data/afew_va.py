@@ -16,10 +16,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
-from typing_extensions import Unpack
 
 from emoframe.data.common import FrameRate
 from emoframe.data.video.recordings import SPLITS, Aligner, Source

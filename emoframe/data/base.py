@@ -8,10 +8,9 @@ on disk, standardised with the train split's statistics), the label bookkeeping 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
-from typing_extensions import TypedDict
 
 from emoframe.data.common import (
     MOVED_KEYS,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from typing_extensions import Unpack
+from typing import Literal, Unpack
 
 from emoframe.data.base import ImageClassificationDataModule, ImageOptions, SplitArrays
 from emoframe.data.common import check_choice

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Unpack
 
 import numpy as np
-from typing_extensions import Unpack
 
 from emoframe.data.base import ImageClassificationDataModule, ImageOptions, SplitArrays
 from emoframe.data.common import check_choice, check_class_map, class_index

@@ -16,12 +16,11 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
-from typing_extensions import Unpack
 
 from emoframe.data.annotations import (
     AnnotationTable,

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
-from typing_extensions import Unpack
 
 from emoframe.data.arff import DIMENSIONS, GOLD_STANDARD_DIR, align_labels_to_frames, read_recola_labels
 from emoframe.data.video.recordings import Aligner, Source, is_video

@@ -42,12 +42,13 @@ from emoframe.files.processes import die_with_parent
 from emoframe.sweeps.check import check_recipe
 from emoframe.sweeps.command import check_command, trial_command
 from emoframe.sweeps.schema import Sweep
-from emoframe.sweeps.space import grid_points, override, suggest
+from emoframe.sweeps.space import axis_size, grid_points, grid_size, override, suggest
 
 HEARTBEAT_S = 10
 GRACE_S = 120
 MAX_RETRY = 3
 MAX_FAILURES_IN_A_ROW = 3
+MAX_SLOTS = 10_000  # trials enqueued when a sweep starts (run_cap, grid points): more would take minutes to write
 READY = "emoframe"  # study user attribute: the creator has enqueued every slot
 STOPPED = "emoframe_stopped"
 LOCAL_ONLY = {
@@ -106,6 +107,20 @@ def check_local(sweep: Sweep) -> None:
         )
     check_command(sweep)
     pruner_spec(sweep)
+    slots = sweep.run_cap
+    if sweep.method == "grid":
+        size = grid_size(sweep.parameters)
+        if size > MAX_SLOTS:
+            axes = ", ".join(f"{p.name}: {axis_size(p):g}" for p in sweep.parameters if axis_size(p) > 1)
+            raise RecipeError(
+                f"{sweep.path}: parameters: method grid has {size:g} points ({axes}); the local engine enqueues "
+                f"every point when the sweep starts, at most {MAX_SLOTS} (narrow the ranges, or use method random)"
+            )
+    if slots is not None and slots > MAX_SLOTS:
+        raise RecipeError(
+            f"{sweep.path}: run_cap: the local engine enqueues every slot when the sweep starts, at most "
+            f"{MAX_SLOTS}; got {slots} (leave run_cap out to run until stopped)"
+        )
 
 
 def pruner_spec(sweep: Sweep) -> dict[str, Any] | None:
@@ -119,11 +134,14 @@ def pruner_spec(sweep: Sweep) -> dict[str, Any] | None:
     if "min_iter" in early:
         first = int(early["min_iter"])
     else:
-        bands = [int(early["max_iter"] / eta**k) for k in range(1, int(early["s"]) + 1)]
-        bands = [b for b in bands if b >= 1]
-        if not bands:
+        first = 0
+        for k in range(1, int(early["s"]) + 1):  # the bands shrink: the last one of at least 1 is the first run
+            band = int(early["max_iter"] / eta**k)
+            if band < 1:
+                break
+            first = band
+        if first < 1:
             raise RecipeError(f"{sweep.path}: early_terminate: max_iter / eta**k is below 1 for every k up to s")
-        first = min(bands)
     return {"min_resource": first, "eta": int(eta)}
 
 
@@ -438,7 +456,7 @@ def progress_line(sweep: Sweep, study: Any, outcome: Outcome) -> str:
     from emoframe.sweeps.report import accounting
 
     counts = accounting(study)
-    total = sweep.run_cap or (len(grid_points(sweep.parameters)) if sweep.method == "grid" else None)
+    total = sweep.run_cap or (grid_size(sweep.parameters) if sweep.method == "grid" else None)
     done = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
     metric = sweep.metric["name"]  # type: ignore[index]
     result = f"{metric}={outcome.value:.4f} (epoch {outcome.best_epoch})" if outcome.value is not None else ""

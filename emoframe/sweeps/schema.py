@@ -174,9 +174,18 @@ class _Checker:
                 where, f"{value!r} is a string to YAML 1.1 (W&B reads it so too): write it with a dot, e.g. 1.0e-4"
             )
         kind = int if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
-            raise self.fail(where, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, kind) or not _finite(value):
+            got = f"{value!r}" if len(repr(value)) < 40 else f"{type(value).__name__} {repr(value)[:20]}..."
+            raise self.fail(where, f"expected {'an integer' if integer else 'a number'}, got {got}")
         return value
+
+
+def _finite(value: float) -> bool:
+    """Finite as a float: an integer too large for one (``1e400`` written out) is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -353,9 +362,11 @@ def _parameter(c: _Checker, name: str, spec: dict[str, Any], at: str) -> Paramet
         raise c.fail(at, f"min {spec['min']} is above max {spec['max']}")
     if dist in POSITIVE_MIN and spec["min"] <= 0:
         raise c.fail(f"{at}.min", f"distribution {dist} takes values, so min must be above 0 (got {spec['min']})")
-    for key in ("sigma", "a", "b"):
-        if key in spec and spec[key] < 0:
-            raise c.fail(f"{at}.{key}", f"expected a number of at least 0, got {spec[key]}")
+    if "sigma" in spec and spec["sigma"] < 0:
+        raise c.fail(f"{at}.sigma", f"expected a number of at least 0, got {spec['sigma']}")
+    for key in ("a", "b"):  # a beta distribution's shapes: Beta(0, b) has no values (NaN)
+        if key in spec and spec[key] <= 0:
+            raise c.fail(f"{at}.{key}", f"expected a number above 0, got {spec[key]}")
     if "q" in spec and spec["q"] <= 0:
         raise c.fail(f"{at}.q", f"expected a number above 0, got {spec['q']}")
     if "probabilities" in spec:
@@ -367,4 +378,27 @@ def _parameter(c: _Checker, name: str, spec: dict[str, Any], at: str) -> Paramet
                 raise c.fail(f"{at}.probabilities[{i}]", f"expected a number of at least 0, got {p}")
         if abs(sum(probs) - 1.0) > 1e-6:
             raise c.fail(f"{at}.probabilities", f"the probabilities sum to {sum(probs):g}, not 1")
-    return Parameter(name=name, distribution=dist, spec=dict(spec))
+    parameter = Parameter(name=name, distribution=dist, spec=dict(spec))
+    _check_extremes(c, parameter, at)
+    return parameter
+
+
+def _check_extremes(c: _Checker, p: Parameter, at: str) -> None:
+    """The values drawn must be floats: ``log_uniform`` up to ``exp(1000)`` or a log-normal with ``mu: 1000``
+    overflow, and a log scale needs a lowest value above 0 (``exp(-800)`` is 0.0)."""
+    from emoframe.sweeps.space import extremes  # space builds on this module
+
+    numbers = ", ".join(f"{k} {p.spec[k]}" for k in ("min", "max", "mu", "sigma", "a", "b", "q") if k in p.spec)
+    what = f"distribution {p.distribution}" + (f" with {numbers}" if numbers else "")
+    exponents = " (min and max are exponents: X = exp(U(min, max)); log_uniform_values takes the values)"
+    hint = exponents if p.distribution in ("log_uniform", "inv_log_uniform", "q_log_uniform") else ""
+    try:
+        values = extremes(p)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        values = (math.inf, math.inf)
+    if values is None:
+        return
+    if not all(math.isfinite(v) for v in values):
+        raise c.fail(at, f"{what} draws values beyond a float's range{hint}")
+    if hint and math.exp(-p.spec["max"] if p.distribution == "inv_log_uniform" else p.spec["min"]) <= 0:
+        raise c.fail(at, f"{what} draws values down to 0, not on a log scale{hint}")

@@ -109,6 +109,46 @@ def ends(p: Parameter) -> tuple[Any, Any]:
     return middle, middle
 
 
+def extremes(p: Parameter) -> tuple[float, float] | None:
+    """The lowest and highest value a numeric parameter draws (its bounds, or its quantiles ``EPS`` and
+    ``1 - EPS``, quantised); None for ``value:`` and ``values:``. Raises OverflowError or ValueError, or gives a
+    non-finite number, when the distribution reaches beyond a float (``log_uniform`` up to ``exp(1000)``)."""
+    d, s = p.distribution, p.get
+    if d == "constant" or d.startswith("categorical"):
+        return None
+    if d in ("log_uniform", "q_log_uniform"):
+        low, high = math.exp(s("min")), math.exp(s("max"))
+    elif d == "inv_log_uniform":
+        low, high = math.exp(-s("max")), math.exp(-s("min"))
+    elif "min" in p.spec:
+        low, high = float(s("min")), float(s("max"))
+    else:
+        return from_unit(p, EPS), from_unit(p, 1.0 - EPS)
+    if d.startswith("q_"):
+        low, high = _quantise(low, float(s("q"))), _quantise(high, float(s("q")))
+    return low, high
+
+
+def axis_size(p: Parameter) -> float:
+    """How many values a grid takes for ``p`` (``math.inf`` when it cannot be counted), without listing them."""
+    s = p.get
+    if p.distribution == "constant":
+        return 1
+    if p.distribution == "categorical":
+        return len(s("values"))
+    if p.distribution == "int_uniform":
+        return int(s("max")) - int(s("min")) + 1
+    try:  # q_uniform
+        return math.floor((s("max") - s("min")) / s("q") + 1e-9) + 1
+    except (OverflowError, ValueError):
+        return math.inf
+
+
+def grid_size(parameters: list[Parameter]) -> float:
+    """The number of grid points (``grid_points``'s length), computed from the axes' sizes."""
+    return math.prod(axis_size(p) for p in parameters)
+
+
 def grid_points(parameters: list[Parameter]) -> list[dict[str, Any]]:
     """Every combination, first parameter slowest (W&B's order), as Optuna params (categoricals encoded)."""
     axes: list[list[Any]] = []

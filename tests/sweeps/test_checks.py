@@ -48,6 +48,44 @@ def test_a_key_or_range_the_recipe_refuses_is_one_line_before_any_trial(
     assert not (tmp_path / "out").exists(), "nothing is written before the recipe is known to build"
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [  # found by the sweep fuzzer (tests/test_fuzz_recipes.py): a hang or a MemoryError before the first trial
+        ({"run_cap": 10**12}, "run_cap: the local engine enqueues every slot when the sweep starts, at most 10000"),
+        (
+            {"method": "grid", "parameters": {"trainer.max_epochs": {"min": 1, "max": 10**12}}},
+            "parameters: method grid has 1e+12 points (trainer.max_epochs: 1e+12)",
+        ),
+        (
+            {"method": "grid", "parameters": {"optimizer.lr": {"distribution": "q_uniform", "min": 0.0, "max": 1e300}}},
+            "parameters: method grid has 1e+300 points (optimizer.lr: 1e+300)",
+        ),
+    ],
+)
+def test_more_slots_than_the_local_engine_can_enqueue_is_one_line(
+    changes: dict, message: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    raw = yaml.safe_load((REPO / "sweeps" / "fer2013_small_cnn.yaml").read_text()) | changes
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(raw))
+    line = one_line(capsys, ["sweep", str(sweep), "--local", "--dir", str(tmp_path / "out")])
+    assert message in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_hyperband_with_many_brackets_finds_its_first_band_at_once() -> None:
+    from emoframe.sweeps.engine import pruner_spec
+
+    early = {"type": "hyperband", "max_iter": 10**12, "s": 10**12, "eta": 3}  # listed 10**12 bands: a hang
+    sweep = parse_sweep(
+        {"method": "random", "metric": METRIC, "early_terminate": early, "parameters": {"a": {"value": 1}}}
+    )
+    assert pruner_spec(sweep) == {"min_resource": 1, "eta": 3}
+    sweep.early_terminate = {**early, "max_iter": 27, "s": 2}
+    assert pruner_spec(sweep) == {"min_resource": 3, "eta": 3}
+
+
 def test_ends_of_each_distribution() -> None:
     raw = {
         "method": "random",

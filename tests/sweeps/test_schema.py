@@ -160,6 +160,20 @@ BAD = {
         "command[1]: ${args_no_hyphen}: unknown value 'args_no_hyphen'. Did you mean 'args_no_hyphens'?"
     ),
     "method: random\nparameters: {}": "parameters: no parameters",
+    # found by the sweep fuzzer (tests/test_fuzz_recipes.py): each was a traceback in the first trial or its check
+    "method: random\nparameters: {a: {distribution: q_beta, a: 0, b: 1}}": "parameters.a.a: expected a number above 0",
+    "method: random\nparameters: {a: {distribution: log_uniform, min: 0, max: 1000}}": (
+        "parameters.a: distribution log_uniform with min 0, max 1000 draws values beyond a float's range (min and "
+        "max are exponents"
+    ),
+    "method: random\nparameters: {a: {distribution: inv_log_uniform, min: 0, max: 800}}": "draws values down to 0",
+    "method: random\nparameters: {a: {distribution: log_normal, mu: 705, sigma: 1}}": (
+        "parameters.a: distribution log_normal with mu 705, sigma 1 draws values beyond a float's range"
+    ),
+    "method: random\nparameters: {a: {distribution: q_normal, mu: 1.0e+300, sigma: 1.0e+300, q: 1.0e-300}}": (
+        "draws values beyond a float's range"
+    ),
+    f"method: random\nrun_cap: {10**400}\nparameters: {{a: {{value: 1}}}}": "run_cap: expected an integer, got int",
     "method: random\nparameters: {a: {values: [1]}}\nmetric: {name: x, goal: [1]": "not valid YAML",
 }
 

@@ -4,10 +4,9 @@ Lightning hooks that load the splits a stage needs, and the options both take (`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from torch.utils.data import DataLoader
-from typing_extensions import TypedDict
 
 from emoframe.data.common import Section, SplitDataModule, make_loader
 from emoframe.data.video.recordings import SPLITS, STAGE_SPLITS, OnBad, Recording, Recordings, Source, build_faces

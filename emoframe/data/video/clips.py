@@ -27,12 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Unpack
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from typing_extensions import Unpack
 
 from emoframe.data.common import (
     MOVED_KEYS,

@@ -22,12 +22,11 @@ exactly once; the last one is padded and masked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from typing_extensions import Unpack
 
 from emoframe.data.common import (
     MOVED_KEYS,
