@@ -1,6 +1,6 @@
 """What the inference pipeline runs: a forward callable with its ``emoframe.spec.ModelSpec`` (``Runner``).
 
-``emoframe.engine.models`` makes it from a checkpoint (the task's ``forward``) or an exported file (the runtime's
+``emoframe.models`` makes it from a checkpoint (the task's ``forward``) or an exported file (the runtime's
 ``__call__``), so the pipeline never sees a Task or a recipe: the same frames go through PyTorch or onnxruntime.
 The spec's ``kind`` says how frames become network inputs:
 
