@@ -61,3 +61,16 @@ def test_below_the_builder_nothing_reads_recipes(folder: str) -> None:
             if module in ("emoframe.builder", "emoframe.config", "emoframe.cli") or in_function:
                 bad.append(f"{path.relative_to(REPO)}:{line}: {module}{' (in a function)' if in_function else ''}")
     assert not bad, bad
+
+
+def test_only_the_cli_and_the_package_entry_import_the_engine() -> None:
+    """The engine is the top layer: no module below it imports ``emoframe.engine`` or ``emoframe.cli``."""
+    top = {PACKAGE / "cli.py", PACKAGE / "__init__.py", PACKAGE / "__main__.py"}
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path in top or (PACKAGE / "engine") in path.parents:
+            continue
+        for line, module, _ in _emoframe_imports(path):
+            if module.startswith(("emoframe.engine", "emoframe.cli")):
+                bad.append(f"{path.relative_to(REPO)}:{line}: {module}")
+    assert not bad, bad
