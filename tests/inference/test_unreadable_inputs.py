@@ -1,4 +1,4 @@
-"""Every input of `emoframe predict` gets at least one row saying what happened to it (issue 30, items 2 and 7):
+"""Every input of `emoframe predict` gets at least one row saying what happened to it:
 a truncated mp4, a sound-only mp4 and a decompression bomb are `status=unreadable` rows with their reason."""
 
 from __future__ import annotations
