@@ -14,6 +14,7 @@ from emoframe.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_registry_builds_built_ins_without_importing_the_cli() -> None:
     code = "from emoframe.registry import LOSSES; print(type(LOSSES.build({'name': 'ccc'})).__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)

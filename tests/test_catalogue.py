@@ -2,17 +2,17 @@
 one line, and nothing left behind.
 
 Cases already guarded elsewhere (not repeated here):
-bad checkpoint files for test/validate/predict/fit --resume (tests/test_checkpoints.py, tests/test_fit_fer2013.py);
+bad checkpoint files for test/validate/predict/fit --resume (tests/test_checkpoints.py, tests/engine/test_fit_fer2013.py);
 a read-only runs folder (tests/test_cli.py); optimizer.lr=-1, model.head.dropout=1.5, seed=-1,
 trainer.max_epochs=-60, trainer.devices=0, callbacks=5, run.nmae=x, ~callbacks.checkpoint.mode,
 optimizer.lrr=0.1, SVM recipes (tests/test_api.py); an override that is not YAML, YAML errors with line and
 column, missing interpolations, component overrides replacing the section, unknown run: keys
 (tests/test_config.py); predict --output naming a file and test --output keeping the run's report
-(tests/test_fit_fer2013.py); AFEW-VA out-of-range and missing labels (tests/data/test_valence_arousal.py);
+(tests/engine/test_fit_fer2013.py); AFEW-VA out-of-range and missing labels (tests/data/test_valence_arousal.py);
 NaN recall of absent classes (tests/metrics); switched-off SVM members (tests/clipsvm/test_svm.py);
 dead writers' .tmp files and orphaned workers (tests/files/test_processes_and_tmp.py); no run folder left by a
 failed fit (tests/test_api.py); a read-only face-track cache (tests/data/test_video_clips.py);
-exact resume, one CSV file, one W&B run (tests/test_resume.py).
+exact resume, one CSV file, one W&B run (tests/engine/test_resume.py).
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def test_read_only_outputs_of_predict_and_test(
     assert f"cannot write {run}" in line and "Read-only" in line, line
 
 
-# -- issue 30: each class of failure fixed at its source, with cases of our own -------------------------------------
+# -- each class of failure fixed at its source, with cases of our own ---------------------------------------------
 FER_RECIPE = str(RECIPES / "fer2013_small_cnn.yaml")
 
 

@@ -74,6 +74,7 @@ def test_recipe_mistakes_fail_in_one_line_before_training(
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("config.yaml"))
 
 
+@pytest.mark.slow
 def test_zip_of_another_layout_and_csv_with_other_columns(tmp_path: Path) -> None:
     bad_zip = tmp_path / "other.zip"
     with zipfile.ZipFile(bad_zip, "w") as z:
@@ -92,6 +93,7 @@ def test_zip_of_another_layout_and_csv_with_other_columns(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.slow
 def test_resume_and_ckpt_errors(tmp_path: Path) -> None:
     proc = run_cli("fit", RECIPE, f"run.dir={tmp_path}", "--resume", "last")
     assert proc.returncode == 2 and "No 'last' checkpoint under" in proc.stderr
@@ -115,6 +117,7 @@ def read_only_dir(tmp_path: Path):
     subprocess.run(["umount", str(path)], check=True)
 
 
+@pytest.mark.slow
 def test_a_read_only_runs_folder_is_one_line(read_only_dir: Path, fer2013_zip: Path) -> None:
     proc = run_cli("fit", RECIPE, f"data.root={fer2013_zip}", f"run.dir={read_only_dir / 'runs'}")
     last = proc.stderr.strip().splitlines()[-1]

@@ -1,4 +1,4 @@
-"""A recipe fuzzer (issue 16, item 8): mutations of the shipped recipes through ``emoframe config``.
+"""A recipe fuzzer: mutations of the shipped recipes through ``emoframe config``.
 
 Each example takes one shipped recipe (resolved, with its data root pointing at the test data), applies one
 mutation (a typo in a key, a deleted key, a value of another type, a negative, zero, huge or non-finite number,
@@ -7,7 +7,7 @@ in-process: the builder's ``check``, or the SVM plan for SVM recipes). Every out
 (exit 0) or one clean error line (exit 2); anything else (a traceback) fails the test, with hypothesis's
 shrunk mutation. Seeded (``derandomize``) and bounded, so it takes about a minute; the counts are printed.
 
-The shipped sweep files (``sweeps/*.yaml``) are fuzzed the same way (issue 30): one to three mutations of their
+The shipped sweep files (``sweeps/*.yaml``) are fuzzed the same way: one to three mutations of their
 keys, values and parameter ranges (a typo, a deleted or unknown key, a value of another type, a negative, huge or
 non-finite number, min above max, an empty ``values:``, another distribution, a swept key the recipe lacks, another
 method) through ``emoframe sweep FILE --local`` in-process. Everything a worker does before its first trial runs
@@ -134,6 +134,7 @@ def shipped(fer2013_zip: Path, afew_va_clip: Path, tmp_path_factory: pytest.Temp
     return out
 
 
+@pytest.mark.slow
 def test_mutated_recipes_end_in_one_line_or_are_valid(
     shipped: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,7 +21,7 @@ image is slow, so this module computes the same numbers with a handful of numpy 
   each cell is the mean magnitude per bin, and each cell is L2-Hys normalised as skimage does for
   1x1-cell blocks; cells are then put in the loop's order (window y, window x, cell y, cell x).
 
-tests/test_features.py checks the result against ``skimage.feature.hog`` in the loop to 1e-5.
+tests/features/test_features.py checks the result against ``skimage.feature.hog`` in the loop to 1e-5.
 """
 
 from __future__ import annotations
