@@ -44,6 +44,10 @@ SVM_TOP_LEVEL_KEYS = ("seed", "run", "features", "splits", "svm")
 """The sections of an ``emoframe svm`` recipe (no datamodule, model or trainer: see emoframe.clipsvm.run)."""
 
 
+RECIPE_SUFFIXES = (".yaml", ".yml")
+"""What names a recipe file (and a sweep file) among command-line arguments."""
+
+
 def _load_yaml(path: Path) -> DictConfig:
     if not path.is_file():
         raise RecipeError(f"Recipe not found: {path}")

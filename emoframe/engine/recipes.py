@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from emoframe.checkpoints import find_checkpoint, read_checkpoint
-from emoframe.config import checkpoint_recipe, load_recipe
+from emoframe.config import RECIPE_SUFFIXES, checkpoint_recipe, load_recipe
 from emoframe.errors import RecipeError
 from emoframe.models import stored_recipe
 
-RECIPE_SUFFIXES = (".yaml", ".yml")
 NAMED_CHECKPOINTS = ("best", "last")
 
 

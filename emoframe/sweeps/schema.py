@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emoframe.config import RECIPE_SUFFIXES as RECIPE_SUFFIXES
 from emoframe.errors import RecipeError
 
 TOP_LEVEL_KEYS = (
@@ -89,7 +90,6 @@ OVERRIDE_MACROS = ("args_no_hyphens", "args_append_hydra", "args_override_hydra"
 """Macros that expand to ``key=value`` (``+key=value``, ``++key=value``): the forms ``emoframe fit`` takes."""
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
-RECIPE_SUFFIXES = (".yaml", ".yml")
 DEFAULT_COMMAND = ("${env}", "${interpreter}", "-m", "emoframe", "fit", "${program}", "${args_no_hyphens}")
 
 
