@@ -157,8 +157,11 @@ def test_checkpoints_and_exports_of_the_previous_layout_still_load() -> None:
         assert model.preprocessing == expected[name]["preprocessing"]
 
 
-def test_sweep_from_python_joins_only_a_sweep_that_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_from_python_joins_only_a_sweep_that_exists(
+    tmp_path: Path, fer2013_zip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(REPO)
+    monkeypatch.setenv("FER2013_ROOT", str(fer2013_zip))  # the sweep's recipe is checked before the join
     with pytest.raises(emoframe.RecipeError, match="--join: no sweep named"):
         emoframe.sweep(REPO / "sweeps" / "fer2013_small_cnn.yaml", join=True, folder=str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()  # a refused join leaves no storage behind
