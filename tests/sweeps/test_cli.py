@@ -28,8 +28,11 @@ def test_agent_offline_points_to_the_local_engine(capsys: pytest.CaptureFixture[
     assert "--agent needs the W&B server" in err and f"emoframe sweep {SWEEP} --local" in err
 
 
-def test_join_without_a_sweep_and_report_without_one_fail_in_one_line(capsys, tmp_path: Path, monkeypatch) -> None:
+def test_join_without_a_sweep_and_report_without_one_fail_in_one_line(
+    capsys, tmp_path: Path, fer2013_zip: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(REPO)
+    monkeypatch.setenv("FER2013_ROOT", str(fer2013_zip))  # the sweep's recipe is checked before anything else
     err = one_line(capsys, ["sweep", SWEEP, "--join", "--dir", str(tmp_path / "s")])
     assert "--join: no sweep named 'fer2013_small_cnn'" in err
     err = one_line(capsys, ["sweep", SWEEP, "--report", "--dir", str(tmp_path / "none")])
