@@ -70,7 +70,7 @@ def run_fit(ns: argparse.Namespace) -> None:
 def run_validate(ns: argparse.Namespace) -> None:
     from emoframe.engine import validate
 
-    print(*validate(*_args(ns), **_kw(ns, "ckpt", "output")).lines(), sep="\n")
+    print(*validate(*_args(ns), **_kw(ns, "ckpt", "output", "device")).lines(), sep="\n")
 
 
 def run_test(ns: argparse.Namespace) -> None:

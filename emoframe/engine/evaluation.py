@@ -15,6 +15,7 @@ from typing import Any
 from emoframe.builder import Built, build, stage_tta
 from emoframe.callbacks.writers import PredictionWriter, ProbabilityRecorder
 from emoframe.checkpoints import check_fits, read_checkpoint, run_dir_of_checkpoint
+from emoframe.devices import resolve_device
 from emoframe.engine.ensembles import ensemble_file
 from emoframe.engine.inputs import predict_inputs
 from emoframe.engine.recipes import recipe_for, resolve_checkpoint
@@ -30,11 +31,27 @@ from emoframe.tta import TTATransform, describe_views
 EVAL_RUNS = Path("runs/eval")
 
 
+def on_device(cfg: dict[str, Any], device: str) -> dict[str, Any]:
+    """``--device`` as the trainer's accelerator and devices (``auto`` keeps the recipe's ``trainer:``)."""
+    if device == "auto":
+        return cfg
+    target = resolve_device(device)
+    chosen = {"accelerator": "cpu", "devices": 1} if target.type == "cpu" else {"accelerator": "gpu"}
+    if target.type == "cuda":
+        chosen["devices"] = [target.index or 0]
+    return {**cfg, "trainer": {**(cfg.get("trainer") or {}), **chosen}}
+
+
 def _prepare(
-    stage: str, recipe: Any, overrides: list[str] | None, ckpt: str | Path | None, output: str | Path | None
+    stage: str,
+    recipe: Any,
+    overrides: list[str] | None,
+    ckpt: str | Path | None,
+    output: str | Path | None,
+    device: str = "auto",
 ) -> tuple[dict[str, Any], Path | None, Path]:
     """The recipe, the checkpoint and the run folder of an evaluation, checked before anything is written."""
-    cfg = recipe_for(recipe, overrides, ckpt)
+    cfg = on_device(recipe_for(recipe, overrides, ckpt), device)
     path = resolve_checkpoint(ckpt, cfg)
     trained_in = run_dir_of_checkpoint(path) if path else None
     if stage == "predict":  # output is the predictions file; the run's logs go beside the checkpoint's run
@@ -73,12 +90,17 @@ def _built(stage: str, cfg: dict[str, Any], ckpt: Path | None, run_dir: Path, vi
 
 
 def validate(
-    recipe: Any = None, overrides: list[str] | None = None, *, ckpt: str | Path | None = None, output: Any = None
+    recipe: Any = None,
+    overrides: list[str] | None = None,
+    *,
+    ckpt: str | Path | None = None,
+    output: Any = None,
+    device: str = "auto",
 ) -> EvalResult:
     """The validation split's figures of a checkpoint (``ckpt``: a path, or ``best``/``last`` of ``recipe``)."""
     if ckpt is not None and is_ensemble_file(ckpt):
         raise RecipeError("validate: an ensemble file has no single model to validate; use emoframe test --ckpt")
-    cfg, path, run_dir = _prepare("validate", recipe, overrides, ckpt, output)
+    cfg, path, run_dir = _prepare("validate", recipe, overrides, ckpt, output, device)
     with removed_unless_finished(_new_folders(run_dir, "validate")):
         built = _built("validate", cfg, path, run_dir, None)
         results = built.trainer.validate(built.task, datamodule=built.datamodule, ckpt_path=str(path) if path else None)
@@ -101,7 +123,7 @@ def test(
     An ensemble file as ``ckpt`` is tested as one model (each member on its own data)."""
     if ckpt is not None and is_ensemble_file(ckpt):
         return ensemble_file("test", ckpt, overrides, output, device, recipe, tta, save_probs)
-    cfg, path, run_dir = _prepare("test", recipe, overrides, ckpt, output)
+    cfg, path, run_dir = _prepare("test", recipe, overrides, ckpt, output, device)
     views = stage_tta(cfg, "test", tta)
     probs_path = check_output(probabilities_path(save_probs)) if save_probs else None
     with removed_unless_finished([*_new_folders(run_dir, "test"), *([probs_path] if probs_path else [])]):
@@ -175,7 +197,7 @@ def predict(
         return predict_inputs(list(inputs), ckpt=ckpt, tta=tta, output=output, device=device, **options)  # type: ignore[arg-type]
     if ckpt is not None and is_ensemble_file(ckpt):
         return ensemble_file("predict", ckpt, overrides, output, device, recipe, tta)
-    cfg, path, run_dir = _prepare("predict", recipe, overrides, ckpt, output)
+    cfg, path, run_dir = _prepare("predict", recipe, overrides, ckpt, output, device)
     views = stage_tta(cfg, "predict", tta)
     target = Path(output) if output else run_dir / "predict" / "predictions.csv"
     with removed_unless_finished([*_new_folders(run_dir, "predict"), target]):

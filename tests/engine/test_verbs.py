@@ -173,3 +173,17 @@ def test_model_predict_takes_tta(fitted: Any, fer_faces: Any) -> None:
     averaged = model.predict(fer_faces[0], faces="none", tta="flip")
     assert plain.shape == averaged.shape and not np.allclose(plain["p_happy"], averaged["p_happy"])
     assert model.spec.activation == "softmax"  # the loaded model is left as it was
+
+
+def test_device_sets_the_evaluation_trainer(fitted: Any, tmp_path: Path) -> None:
+    """``--device`` reaches the trainer of validate/test/predict; a device this machine lacks is one line."""
+    from emoframe.engine.evaluation import on_device
+
+    cfg = on_device({"trainer": {"max_epochs": 3, "accelerator": "gpu"}}, "cpu")
+    assert cfg["trainer"] == {"max_epochs": 3, "accelerator": "cpu", "devices": 1}
+    assert on_device({"trainer": {"accelerator": "gpu"}}, "auto")["trainer"] == {"accelerator": "gpu"}
+    assert "val/acc" in emoframe.validate(ckpt=fitted.best, output=tmp_path / "v", device="cpu").metrics
+    if not torch.cuda.is_available():
+        with pytest.raises(emoframe.RecipeError, match="no CUDA device"):
+            emoframe.test(ckpt=fitted.best, device="cuda:0", output=tmp_path / "t")
+        assert not (tmp_path / "t").exists()
